@@ -1,0 +1,1 @@
+"""Data on disk: Kaldi-style data directories and feature manifests."""

@@ -1,0 +1,1 @@
+"""Result tables (CSV, markdown) and plots of resilience and leakage."""
