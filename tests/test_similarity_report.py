@@ -45,6 +45,7 @@ def test_resilience_and_leakage_match_hand_values():
     a = agg[("scheduled_huber", 0.3)]
     # R over (seed, pair): -0.04, -0.04, -0.05, -0.05 -> mean -0.045, s = 0.005774, t(3) half = 0.009187
     assert a["R"] == pytest.approx(-0.045) and a["R_ci"] == pytest.approx(0.009187, abs=1e-5) and a["n"] == 4
+    assert a["R_n"] == 4
     assert a["L"] == pytest.approx(0.02) and a["L_ci"] == pytest.approx(0.0, abs=1e-12)
     orphan = resilience_rows([dict(loss="l2", p=0.3, step=1, seed=0, pair="x", S_T=0.5, S_C=0.1)])
     assert math.isnan(orphan[0]["R"])
@@ -59,7 +60,10 @@ def test_report_files_render_from_a_fixture(tmp_path):
         d.mkdir(parents=True)
         (d / "summary.json").write_text(json.dumps({**run, "n_gen": 5}))
     out = tmp_path / "report"
-    res = report(ReportConfig(root=str(tmp_path / "runs"), out_dir=str(out)))
+    (tmp_path / "runs" / "stray").mkdir()
+    (tmp_path / "runs" / "stray" / "summary.json").write_text(json.dumps({"S_T": 0.5, "S_C": 0.2}))
+    with pytest.warns(UserWarning, match=r"stray/summary.json: skipped, it lacks \['loss'"):
+        res = report(ReportConfig(root=str(tmp_path / "runs"), out_dir=str(out)))
     assert res["runs"] == 16
     agg = read_csv(out / "results.csv")
     row = next(r for r in agg if r["loss"] == "l2" and float(r["p"]) == 0.3)

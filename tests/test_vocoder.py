@@ -49,8 +49,7 @@ def test_wrong_files_are_rejected(tmp_path):
 
 
 def test_batched_vocoding_trims_each_output(hifigan, tmp_path):
-    voc = Vocoder.__new__(Vocoder)
-    voc.kind, voc.device, voc.batch_size, voc.dtype, voc.model = "hifigan", torch.device("cpu"), 4, torch.float32, hifigan
+    voc = Vocoder("hifigan", model=hifigan, batch_size=4)
     g = torch.Generator().manual_seed(0)
     mels = [torch.randn(80, n, generator=g) - 5 for n in (60, 83)]
     wavs = voc(mels)

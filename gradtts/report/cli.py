@@ -10,6 +10,7 @@ Every ``summary.json`` under ``root`` with ``loss, p, step, seed, pair`` fields 
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,10 +29,14 @@ def collect(root: str | Path) -> list[dict]:
     runs = []
     for path in tqdm(sorted(Path(root).rglob("summary.json")), desc="collect", unit="run"):
         s = json.loads(path.read_text())
-        if all(k in s for k in ("loss", "p", "step", "seed", "pair")) and s.get("S_C") is not None:
-            runs.append({"loss": str(s["loss"]), "p": float(s["p"]), "step": int(s["step"]), "seed": int(s["seed"]),
-                         "pair": str(s["pair"]), "S_T": float(s["S_T"]), "S_C": float(s["S_C"]),
-                         "n_gen": int(s.get("n_gen", 0)), "summary": str(path)})
+        missing = [k for k in ("loss", "p", "step", "seed", "pair") if k not in s]
+        if missing or s.get("S_C") is None:
+            warnings.warn(f"{path}: skipped, it lacks {missing or ['S_C (no ref_intruder)']}; score runs with "
+                          "+meta.loss=... +meta.p=... +meta.step=... +meta.seed=... +meta.pair=... and ref_intruder")
+            continue
+        runs.append({"loss": str(s["loss"]), "p": float(s["p"]), "step": int(s["step"]), "seed": int(s["seed"]),
+                     "pair": str(s["pair"]), "S_T": float(s["S_T"]), "S_C": float(s["S_C"]),
+                     "n_gen": int(s.get("n_gen", 0)), "summary": str(path)})
     if not runs:
         raise FileNotFoundError(f"{root}: no summary.json with loss/p/step/seed/pair fields found")
     return runs

@@ -2,11 +2,12 @@
 
     gradtts-score gen_dir=exp/ft/.../synth/step_0000500 ref_target=exp/fewshot/T_C/ref_target \\
         ref_intruder=exp/fewshot/T_C/ref_intruder out_dir=exp/ft/.../score/step_0000500 \\
-        meta.loss=l2 meta.p=0.3 meta.step=500 meta.seed=0 meta.pair=T_C [encoder=ecapa encoder_source=DIR]
+        +meta.loss=l2 +meta.p=0.3 +meta.step=500 +meta.seed=0 +meta.pair=T_C [encoder=ecapa encoder_source=DIR]
 
 References are Kaldi data dirs (their wav.scp is read) or folders of audio files. Writes
 ``scores.csv`` (one row per generated file: cosine to each reference centroid) and
-``summary.json`` (S_T, S_C, counts and the ``meta`` fields), which ``gradtts-report`` collects.
+``summary.json`` (S_T, S_C, counts and the ``meta`` fields, added with Hydra's ``+meta.KEY=VALUE``),
+which ``gradtts-report`` collects.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ Audio is resampled to 16 kHz inside. Files that are unreadable, shorter than 0.5
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import os
 from pathlib import Path
@@ -35,7 +36,7 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("GRADTTS_CACHE", Path.home() / ".cache" / "gradtts")) / "embeddings"
 
 
-class SpeakerEncoder:
+class SpeakerEncoder(abc.ABC):
     """Base class: subclasses implement ``_embed([16 kHz float arrays]) -> [N, D]``."""
 
     name = "base"
@@ -50,8 +51,9 @@ class SpeakerEncoder:
     def cache_key(self) -> str:
         return self.name
 
+    @abc.abstractmethod
     def _embed(self, wavs: list[np.ndarray]) -> np.ndarray:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """Embeddings ``[N, D]`` (L2-normalised rows) of checked 16 kHz waveforms."""
 
     def _check(self, wav: np.ndarray, name: str) -> np.ndarray:
         if len(wav) < MIN_SECONDS * SAMPLE_RATE:
@@ -117,7 +119,7 @@ class GE2ESpeakerEncoder(SpeakerEncoder):
 
     @property
     def cache_key(self) -> str:
-        return f"ge2e:{self.source.stat().st_size}"
+        return f"ge2e:{hashlib.sha1(self.source.read_bytes()).hexdigest()}"
 
     def _embed(self, wavs: list[np.ndarray]) -> np.ndarray:
         from gradtts.scoring.ge2e import embed_preprocessed, preprocess

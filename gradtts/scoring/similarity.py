@@ -76,6 +76,7 @@ def aggregate(rows: Iterable[dict], metrics: Sequence[str] = ("S_T", "S_C", "R",
         for m in metrics:
             mean, half, n = t_interval([float(r[m]) for r in g], level)
             row[m], row[f"{m}_ci"] = mean, half
-            row["n"] = n
+            row[f"{m}_n"] = n
+        row["n"] = len(g)
         out.append(row)
     return out

@@ -15,15 +15,18 @@ class Vocoder:
     """HiFi-GAN (official weights) or Griffin-Lim behind one call: mels ``[80, T_i]`` -> wavs ``[T_i * 256]``."""
 
     def __init__(self, kind: str = "hifigan", path: str | os.PathLike | None = None, device: str = "cpu",
-                 name: str = "universal", dtype: torch.dtype = torch.float32, batch_size: int = 8):
+                 name: str = "universal", dtype: torch.dtype = torch.float32, batch_size: int = 8,
+                 model: torch.nn.Module | None = None):
         self.kind = kind
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.dtype = dtype if self.device.type == "cuda" else torch.float32
+        self.hop_length = 256
         if kind == "hifigan":
             from gradtts.vocoder.weights import load_hifigan
 
-            self.model = load_hifigan(path, self.device, name).to(self.dtype)
+            self.model = (model if model is not None else load_hifigan(path, self.device, name)).to(self.dtype)
+            self.hop_length = self.model.hop_length
         elif kind != "griffinlim":
             raise ValueError(f"unknown vocoder {kind!r}: hifigan or griffinlim")
 
@@ -44,7 +47,7 @@ class Vocoder:
                 wav = self.model(batch.to(self.dtype)).float()[:, 0]
             else:
                 wav = griffin_lim(batch)
-            out += [wav[i, :n * 256].cpu() for i, n in enumerate(lengths)]
+            out += [wav[i, :n * self.hop_length].cpu() for i, n in enumerate(lengths)]
         return out
 
     def to_files(self, mels: Sequence[torch.Tensor], paths: Sequence[str | os.PathLike]) -> None:
