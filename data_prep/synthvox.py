@@ -30,10 +30,36 @@ from gradtts.io import atomic_write_text
 from data_prep.sentences import generate_sentences
 
 FLITE_VOICES = ["awb", "rms", "slt", "kal16"]
-ESPEAK_ACCENTS = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan", "en-gb-x-gbcwmd",
-                  "en-us-nyc"]
-ESPEAK_VARIANTS = ["m1", "f1", "m3", "f2", "m5", "f3", "m7", "f4", "klatt2", "f5", "m2", "m4", "m6", "klatt4",
-                   "grandma", "grandpa", "adam", "linda", "paul", "belinda", "john", "steph", "david", "annie"]
+
+# Voices 4-29 (espeak-ng accent, variant, pitch), chosen by measurement: GE2E embeddings of 4 sentences
+# from each of 332 candidates (82 variants x pitch 25/50/75 in en-us, + en-gb), then farthest-point
+# selection (each new voice least similar to those before it, one recipe per variant) for voices 4-23, and
+# for 24-29 the three most dissimilar pairs among the rest (T:C pairs sv024:sv025, sv026:sv027,
+# sv028:sv029 of egs/synthvox). Centroid cosine among voices 0-23: mean 0.60, max 0.77; within the three
+# pairs 0.50, 0.54, 0.60 (the previous hand-made table: mean 0.70, max 0.99, pairs 0.62-0.74). Accent
+# barely moves GE2E (0.95-0.98 between accents of one variant) but is kept as a speaker trait; plain
+# en-gb is avoided because it makes different variants sound alike (0.99).
+MEASURED_ESPEAK = [
+    ("en-us", "anika", 75), ("en-us-nyc", "pablo", 75), ("en-gb-scotland", "Marco", 75),
+    ("en-029", "Alicia", 75), ("en-gb-x-rp", "marcelo", 75), ("en-us", "Hugo", 25), ("en-us-nyc", "Lee", 50),
+    ("en-gb-scotland", "kaukovalta", 50), ("en-029", "steph3", 50), ("en-gb-x-rp", "aunty", 25),
+    ("en-us", "f5", 50), ("en-us-nyc", "m1", 50), ("en-gb-scotland", "travis", 25), ("en-029", "Andy", 75),
+    ("en-gb-x-rp", "belinda", 75), ("en-us", "iven4", 75), ("en-us-nyc", "david", 75),
+    ("en-gb-scotland", "grandma", 75), ("en-029", "edward", 75), ("en-gb-x-rp", "Storm", 25),
+    # study pairs
+    ("en-us", "Mario", 25), ("en-us-nyc", "f4", 75), ("en-gb-scotland", "iven2", 25), ("en-029", "klatt", 75),
+    ("en-gb-x-rp", "quincy", 75), ("en-us", "shelby", 50),
+]
+# Further voices: the other usable variants, then every variant again in other accents and pitches (these
+# later voices resemble earlier ones more: same variant, 0.86-0.97 by GE2E).
+MORE_VARIANTS = ["antonio", "boris", "iven", "sandro", "AnxiousAndy", "Annie", "adam", "Nguyen", "victor",
+                 "miguel", "norbert", "steph", "m2", "ed", "Jacky", "f1", "f2", "f3", "m3", "m4", "m5", "m6",
+                 "m7", "m8", "klatt2", "klatt3", "klatt4", "klatt5", "klatt6", "john", "paul", "linda", "grandpa",
+                 "Andrea", "Alex", "Denis", "Diogo", "Gene", "Henrique", "Michael", "Mike", "benjamin",
+                 "edward2", "gustave", "iven3", "michel", "pedro", "rob", "robert", "steph2", "zac", "croak"]
+ESPEAK_ACCENTS = ["en-us", "en-us-nyc", "en-gb-scotland", "en-029", "en-gb-x-rp", "en-gb-x-gbclan",
+                  "en-gb-x-gbcwmd"]
+RATES = [175, 160, 190, 150, 185, 165, 200, 170, 155, 180]  # words per minute, spread over neighbours
 
 
 @dataclass(frozen=True)
@@ -56,24 +82,53 @@ class Voice:
 def voice_table() -> list[Voice]:
     """All voice recipes in their fixed order (index k is the same whatever corpus size is asked)."""
     voices = [Voice(i, f"sv{i:03d}", "flite", v) for i, v in enumerate(FLITE_VOICES)]
-    rng = random.Random("synthvox-voices-v1")
-    pitches = list(range(20, 81, 5))
-    rates = list(range(135, 196, 10))
-    # Round r pairs every variant with a different accent, so neighbouring voices differ in both.
-    for r in range(len(ESPEAK_ACCENTS)):
-        for j, variant in enumerate(ESPEAK_VARIANTS):
-            i = len(voices)
-            accent = ESPEAK_ACCENTS[(j + r) % len(ESPEAK_ACCENTS)]
-            voices.append(Voice(i, f"sv{i:03d}", "espeak-ng", accent, variant, rng.choice(pitches), rng.choice(rates)))
+    recipes = list(MEASURED_ESPEAK)
+    pitches = [50, 30, 70, 40, 60, 20, 80]
+    recipes += [(ESPEAK_ACCENTS[j % len(ESPEAK_ACCENTS)], v, pitches[j % len(pitches)])
+                for j, v in enumerate(MORE_VARIANTS)]
+    # Later rounds: every variant in every other accent with a shifted pitch.
+    variants = [v for _, v, _ in MEASURED_ESPEAK] + MORE_VARIANTS
+    for r in range(1, len(ESPEAK_ACCENTS)):
+        for j, v in enumerate(variants):
+            recipes.append((ESPEAK_ACCENTS[(j + r) % len(ESPEAK_ACCENTS)], v, pitches[(j + 2 * r) % len(pitches)]))
+    seen = set()
+    for accent, variant, pitch in recipes:
+        if (accent, variant) in seen:
+            continue
+        seen.add((accent, variant))
+        i = len(voices)
+        voices.append(Voice(i, f"sv{i:03d}", "espeak-ng", accent, variant, pitch, RATES[i % len(RATES)]))
     return voices
 
 
+def _espeak_variants() -> set[str]:
+    out = subprocess.run(["espeak-ng", "--voices=variant"], capture_output=True, text=True).stdout
+    return {line.split()[4].split("/", 1)[-1] for line in out.splitlines()[1:] if len(line.split()) >= 5}
+
+
+def _flite_voices() -> set[str]:
+    out = subprocess.run(["flite", "-lv"], capture_output=True, text=True).stdout
+    return set(out.split(":", 1)[-1].split())
+
+
 def check_engines(voices: list[Voice]) -> None:
-    """Fail with the install command when flite or espeak-ng is missing."""
+    """Fail with the install command when flite or espeak-ng (or a voice of the table) is missing.
+
+    espeak-ng silently falls back to its default voice for an unknown variant name, so the variants are
+    checked up front rather than trusted.
+    """
     for engine in sorted({v.engine for v in voices}):
         if shutil.which(engine) is None:
             raise SystemExit(f"synthvox needs the program {engine!r}, which is not installed: "
                              f"run `apt-get install -y espeak-ng flite` (Debian/Ubuntu) and retry")
+    espeak = [v for v in voices if v.engine == "espeak-ng"]
+    missing = sorted({v.variant for v in espeak} - _espeak_variants()) if espeak else []
+    if any(v.engine == "flite" for v in voices):
+        missing += sorted({v.voice for v in voices if v.engine == "flite"} - _flite_voices())
+    if missing:
+        raise SystemExit(f"synthvox: voice(s) {', '.join(missing)} are not provided by the installed espeak-ng/flite "
+                         "(the voice table was measured with Debian's espeak-ng 1.51 and flite 2.2); install those "
+                         "packages or pick other voices with --first-voice")
 
 
 def _synthesise(job: tuple[Voice, str, str]) -> str | None:

@@ -10,9 +10,11 @@ Every ``summary.json`` under ``root`` with ``loss, p, step, seed, pair`` fields 
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 
 @dataclass
@@ -21,6 +23,7 @@ class ReportConfig:
     out_dir: str = "???"
     level: float = 0.95
     title: str = "Resilience to corrupted few-shot data"
+    results_md: Optional[str] = None   # also write the markdown here (e.g. egs/<corpus>/RESULTS.md)
 
 
 def collect(root: str | Path) -> list[dict]:
@@ -67,6 +70,10 @@ def report(cfg: ReportConfig) -> dict:
                "\n**S_T (similarity to the target)**\n\n", markdown_table(agg, "S_T", step)]
     md += ["\n![R](R.png)\n", "\n![L](L.png)\n"]
     atomic_write_text(out / "results.md", "".join(md))
+    if cfg.results_md:
+        # Beside the recipe, so images are referenced by their path relative to it.
+        rel = os.path.relpath(out, Path(cfg.results_md).resolve().parent)
+        atomic_write_text(cfg.results_md, "".join(md).replace("](R.png)", f"]({rel}/R.png)").replace("](L.png)", f"]({rel}/L.png)"))
     plot_metric(agg, "R", out / "R.png", "R = S_T(p) - S_T(0)")
     plot_metric(agg, "L", out / "L.png", "L = S_C(p) - S_C(0)")
     return {"runs": len(rows), "out_dir": str(out)}

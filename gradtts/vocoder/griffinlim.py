@@ -10,7 +10,8 @@ from gradtts.features import DEFAULT_MEL, MelConfig, mel_basis
 def mel_to_linear(log_mel: torch.Tensor, cfg: MelConfig = DEFAULT_MEL) -> torch.Tensor:
     """``[B, 80, T]`` log-mel -> non-negative ``[B, n_fft/2+1, T]`` magnitudes (pseudo-inverse, clamped)."""
     basis = mel_basis(cfg, log_mel.device).to(log_mel.dtype)
-    return torch.clamp(torch.linalg.pinv(basis) @ torch.exp(log_mel), min=1e-5)
+    # Real log-mels stay below ~3; clamping keeps exp() finite for the outputs of untrained models.
+    return torch.clamp(torch.linalg.pinv(basis) @ torch.exp(torch.clamp(log_mel, max=8.0)), min=1e-5)
 
 
 def griffin_lim(log_mel: torch.Tensor, cfg: MelConfig = DEFAULT_MEL, n_iter: int = 32, momentum: float = 0.99,

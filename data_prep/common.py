@@ -1,0 +1,160 @@
+"""What every corpus preparer shares: the command line, root checks, collection, selection and writing.
+
+A preparer walks its corpus and feeds a :class:`Collector` (``wants`` / ``add`` / ``skip``); the
+collector applies the common selection options and writes the data dir atomically in ``finish``.
+Common options: ``--speakers S [S ...]`` (only these speakers), ``--max-utts-per-speaker N`` (the first
+N in id order, or a seeded random choice with ``--seed S``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Callable
+
+from gradtts.data.datadir import DataDir, write_datadir
+
+
+class PrepError(ValueError):
+    """A corpus that cannot be prepared as asked; the message names the file/line/speaker."""
+
+
+def sanitise_id(name: str) -> str:
+    """An id without whitespace or path separators (each run of them becomes ``_``)."""
+    return re.sub(r"[\s/\\]+", "_", name.strip())
+
+
+def read_text(path: str | Path) -> str:
+    """A transcript file as one line with single spaces."""
+    return " ".join(Path(path).read_text(encoding="utf-8", errors="replace").split())
+
+
+def add_selection_args(p: argparse.ArgumentParser) -> None:
+    """The selection options every preparer takes."""
+    g = p.add_argument_group("selection (every corpus)")
+    g.add_argument("--speakers", nargs="+", default=None, metavar="S", help="keep only these speakers")
+    g.add_argument("--max-utts-per-speaker", type=int, default=None, metavar="N",
+                   help="keep at most N utterances per speaker (the first N in id order unless --seed)")
+    g.add_argument("--seed", type=int, default=None,
+                   help="with --max-utts-per-speaker: a seeded random choice instead of the first N")
+
+
+def parser(corpus: str, doc: str | None, subsets: bool = False) -> argparse.ArgumentParser:
+    """``python -m data_prep.<corpus> CORPUS_ROOT DATA_DIR`` plus the selection options."""
+    p = argparse.ArgumentParser(prog=f"python -m data_prep.{corpus}", description=doc,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("corpus_root", help="the corpus as unpacked")
+    p.add_argument("data_dir", help="Kaldi data dir to write")
+    if subsets:
+        p.add_argument("--subsets", nargs="+", default=None, metavar="NAME",
+                       help="only these sub-folders of the root (e.g. train-clean-100)")
+    add_selection_args(p)
+    return p
+
+
+def check_root(path: str | Path, expected: str) -> Path:
+    """The corpus root as a directory, or a :class:`PrepError` saying what it should hold."""
+    root = Path(path)
+    if not root.is_dir():
+        raise PrepError(f"{root}: corpus root not found (it should hold {expected})")
+    return root
+
+
+class Collector:
+    """Gathers a corpus' utterances, counts what was skipped and why, then selects and writes."""
+
+    def __init__(self, corpus: str, args: argparse.Namespace):
+        self.corpus = corpus
+        self.speakers = list(args.speakers) if getattr(args, "speakers", None) else None
+        self.max_utts = getattr(args, "max_utts_per_speaker", None)
+        self.seed = getattr(args, "seed", None)
+        if self.max_utts is not None and self.max_utts < 1:
+            raise PrepError(f"--max-utts-per-speaker must be at least 1, got {self.max_utts}")
+        self.seen: set[str] = set()
+        self.items: dict[str, tuple[str, Path, str, str]] = {}
+        self.skipped: Counter[str] = Counter()
+        self.examples: dict[str, str] = {}
+
+    def wants(self, spk: str) -> bool:
+        """Record that the corpus has speaker ``spk``; True when it is selected."""
+        self.seen.add(spk)
+        return self.speakers is None or spk in self.speakers
+
+    def skip(self, reason: str, what) -> None:
+        """Count one skipped file/line under ``reason`` (the first example is kept for the summary)."""
+        self.skipped[reason] += 1
+        self.examples.setdefault(reason, str(what))
+
+    def add(self, utt: str, spk: str, audio: str | Path, text: str, origin: str = "") -> None:
+        """One utterance; its id must start with the speaker id and be unique."""
+        where = f"{origin}: " if origin else ""
+        if not utt.startswith(spk):
+            raise PrepError(f"{where}utterance id {utt} does not start with its speaker id {spk}")
+        if any(c.isspace() for c in utt):
+            raise PrepError(f"{where}utterance id {utt!r} contains whitespace")
+        if utt in self.items:
+            raise PrepError(f"{where}utterance id {utt} occurs twice (first at {self.items[utt][3] or '?'})")
+        text = " ".join(text.split())
+        if not text:
+            self.skip("empty transcripts", origin or utt)
+            return
+        self.items[utt] = (spk, Path(audio), text, origin)
+
+    def select(self) -> DataDir:
+        """The data dir after the speaker and per-speaker limits."""
+        if self.speakers is not None:
+            missing = [s for s in self.speakers if s not in self.seen]
+            if missing:
+                raise PrepError(f"speaker(s) {', '.join(missing)} not found in the corpus; available: "
+                                f"{', '.join(sorted(self.seen, key=str.encode))}")
+        by_spk: dict[str, list[str]] = {}
+        for utt, (spk, *_rest) in self.items.items():
+            by_spk.setdefault(spk, []).append(utt)
+        if self.speakers is not None:
+            empty = [s for s in self.speakers if s not in by_spk]
+            if empty:
+                raise PrepError(f"no usable utterance for speaker(s) {', '.join(empty)}"
+                                + self._skip_note())
+        if not by_spk:
+            raise PrepError(f"no utterance found{self._skip_note()}")
+        d = DataDir()
+        for spk in sorted(by_spk, key=str.encode):
+            utts = sorted(by_spk[spk], key=str.encode)
+            if self.max_utts is not None and len(utts) > self.max_utts:
+                if self.seed is None:
+                    utts = utts[:self.max_utts]
+                else:
+                    rng = random.Random(f"{self.corpus}-{self.seed}-{spk}")
+                    utts = sorted(rng.sample(utts, self.max_utts), key=str.encode)
+            for utt in utts:
+                _, audio, text, _ = self.items[utt]
+                d.add(utt, spk, audio.resolve(), text)
+        return d
+
+    def _skip_note(self) -> str:
+        if not self.skipped:
+            return ""
+        return " (skipped: " + "; ".join(f"{n} {r}, e.g. {self.examples[r]}" for r, n in self.skipped.items()) + ")"
+
+    def finish(self, data_dir: str | Path) -> DataDir:
+        """Select, write ``data_dir`` atomically and print a summary; nothing is written on error."""
+        d = self.select()
+        write_datadir(data_dir, d)
+        print(f"data_prep.{self.corpus}: wrote {len(d.utts)} utterances of {len(d.speakers)} speakers to {data_dir}")
+        for reason, n in sorted(self.skipped.items()):
+            print(f"  skipped {n} {reason} (e.g. {self.examples[reason]})")
+        return d
+
+
+def run(main: Callable[[], int]) -> None:
+    """Run a preparer's ``main`` as a command: a :class:`PrepError` is one ``error:`` line and exit status 2."""
+    try:
+        rc = main()
+    except PrepError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(rc or 0)

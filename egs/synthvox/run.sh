@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The embedded default: the corruption study on the synthetic synthvox corpus, CPU-sized by default.
+#   egs/synthvox/run.sh                      # preset cpu: 1 pair, {l2, huber, scheduled_huber} x {0, 0.3}
+#   egs/synthvox/run.sh --preset gpu         # official-size model, 3 pairs x 3 seeds x p in {0, .15, .30, .45}
+#   egs/synthvox/run.sh --preset smoke       # seconds-long end-to-end check with a tiny model (CI)
+#   egs/synthvox/run.sh --base_ckpt PATH --stage 4 loss.delta_min=0.01   # own base model, Hydra overrides
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+
+preset=cpu
+exp=
+base_ckpt=
+stage=0
+stop_stage=8
+# Options of the template (recipes/fewshot.sh --help) may follow; they override the preset's values.
+args=("$@")
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --preset) preset=$2; shift 2 ;;
+    --help|-h) echo "Usage: $0 [--preset cpu|gpu|smoke] [recipes/fewshot.sh options] [key=value Hydra overrides]"; \
+               "$root/recipes/fewshot.sh" --help; exit 0 ;;
+    *) shift ;;
+  esac
+done
+filtered=()
+skip=0
+for a in "${args[@]+"${args[@]}"}"; do
+  if [ "$skip" = 1 ]; then skip=0; continue; fi
+  if [ "$a" = --preset ]; then skip=1; continue; fi
+  filtered+=("$a")
+done
+
+committed_base=$here/base/base_small.pt
+case "$preset" in
+  cpu)
+    opts=(--exp "${exp:-$root/exp/synthvox}" --pairs "sv024:sv025" --fractions "0 0.30" --seeds 0
+          --ft_steps 300 --save_steps 100,300 --n_shot 20 --n_test 6 --n_ref 10 --grid_jobs 1 --device cpu
+          --local_data_args "--base_voices 0 --study_voices 2 --study_utts 45"
+          --results_md "$here/RESULTS.md")
+    [ -f "$committed_base" ] && opts+=(--base_ckpt "$committed_base")
+    ;;
+  gpu)
+    opts=(--exp "${exp:-$root/exp/synthvox_gpu}" --pairs "sv024:sv025 sv026:sv027 sv028:sv029" --seeds 0,1,2
+          --fractions "0 0.15 0.30 0.45" --ft_steps 2000 --save_steps 250,500,1000,2000 --base_experiment base
+          --local_data_args "--base_voices 24 --base_utts 60 --study_voices 6 --study_utts 45"
+          --results_md "$here/RESULTS.md")
+    ;;
+  smoke)
+    opts=(--exp "${exp:-$root/exp/synthvox_smoke}" --pairs "sv024:sv025" --fractions "0 0.30" --seeds 0
+          --n_shot 6 --n_ref 3 --n_test 2 --ft_steps 4 --save_steps 2,4 --base_experiment smoke --vocoder griffinlim
+          --base_overrides "trainer.max_steps=10" --device cpu --jobs 2
+          --local_data_args "--base_voices 3 --base_utts 6 --study_voices 2 --study_utts 12"
+          data.batch_size=4 data.out_size=32 data.num_workers=0 model=tiny trainer.deterministic=false
+          trainer.tensorboard=false trainer.progress=false trainer.sample_every=0)
+    ;;
+  *) echo "$0: unknown preset $preset (cpu, gpu, smoke)" >&2; exit 1 ;;
+esac
+
+cd "$root"
+exec "$root/recipes/fewshot.sh" --local_data "$here/local/data.sh" --need_synth true "${opts[@]}" \
+  "${filtered[@]+"${filtered[@]}"}"

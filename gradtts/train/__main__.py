@@ -1,0 +1,3 @@
+from gradtts.train.cli import main
+
+main()

@@ -1,0 +1,90 @@
+"""Typed schema of ``conf/train.yaml`` (groups model, data, loss, optim, trainer; the adapt block)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from omegaconf import MISSING
+
+from gradtts.losses import LossConfig
+from gradtts.model.config import ModelConfig
+
+#: Names accepted in ``adapt.trainable``.
+TRAINABLE_PARTS = ("encoder", "decoder", "spk_emb", "spk_new")
+
+
+@dataclass
+class DataConfig:
+    """Features manifest and batching."""
+
+    feats_dir: str = MISSING          # FEATS_DIR with manifest.jsonl + meta.json (a manifest file path works too)
+    batch_size: int = 16              # per process; a set smaller than this is one batch ("all N")
+    out_size: Optional[int] = 172     # decoder segment in frames (2 s at 22050/256); null = whole utterances
+    bucket_batches: int = 32          # batches per length-sorted bucket
+    drop_last: bool = False
+    num_workers: int = 2
+    pin_memory: bool = True
+    skip_corrupt: bool = False        # drop items the manifest marks corrupt (for oracle runs)
+    max_frames: Optional[int] = None  # drop longer utterances (MAS memory grows with tokens x frames)
+
+
+@dataclass
+class OptimConfig:
+    """Adam as in the official recipe; gradients clipped separately for encoder and decoder."""
+
+    name: str = "adam"
+    lr: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    fused: Optional[bool] = None      # None: fused kernels on CUDA, the for-each path elsewhere
+    warmup_steps: int = 0             # linear warm-up, then constant (the official recipe has none)
+    grad_clip: Optional[float] = 1.0
+
+
+@dataclass
+class TrainerConfig:
+    """Run control: steps, checkpoints, logging, devices and speed options."""
+
+    out_dir: str = "exp/train"
+    max_steps: int = 100_000
+    save_steps: list[int] = field(default_factory=list)   # kept forever, each with its Hydra config beside it
+    save_every: int = 1000            # resume points; older ones beyond keep_last are pruned
+    keep_last: int = 1
+    log_every: int = 50
+    sample_every: int = 0             # mel images + audio to TensorBoard every this many steps (0: off)
+    sample_timesteps: int = 10
+    seed: int = 1234
+    device: str = "auto"              # auto | cpu | cuda | cuda:N (under torchrun: the local rank's GPU)
+    precision: str = "fp32"           # fp32 | bf16 (autocast of the U-Net score estimator)
+    compile: bool = False             # torch.compile the U-Net score estimator
+    tf32: bool = False
+    deterministic: bool = False       # bit-identical resume: CPU without oneDNN (~1.5x slower), cuDNN deterministic
+    resume: bool = True
+    track_utts: Optional[bool] = None  # per-utterance residual table; None: on when fine-tuning
+    progress: bool = True
+    tensorboard: bool = True
+    vocoder: Optional[str] = "auto"   # audio samples: auto (HiFi-GAN, else Griffin-Lim) | griffinlim | none
+
+
+@dataclass
+class AdaptConfig:
+    """Few-shot fine-tuning: start from a checkpoint and add the manifest's new speakers."""
+
+    checkpoint: Optional[str] = None  # ours or official; when set, the model group is ignored
+    n_spks: Optional[int] = None      # force the base speaker count of an official file
+    pe_scale: Optional[float] = None  # official files do not store it (1000; 1 for grad-tts-old.pt)
+    trainable: list[str] = field(default_factory=lambda: ["decoder", "spk_new"])
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    adapt: AdaptConfig = field(default_factory=AdaptConfig)
+    name: str = "train"
+    extra: dict[str, Any] = field(default_factory=dict)   # free-form notes recorded in checkpoints

@@ -1,0 +1,199 @@
+"""Training data: a features manifest, its dataset, a bucketed resumable batch sampler and the collate.
+
+A features dir holds ``manifest.jsonl`` (one JSON object per line: utt, spk, text, tokens (already
+interspersed with blanks), mel (``.npy`` float32 ``[80, frames]`` relative to the dir), frames,
+corrupt) and ``meta.json`` (``dictionary``, ``add_blank``, ``mel``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from gradtts.model.masks import fix_len_compatibility
+
+_REQUIRED = ("utt", "spk", "tokens", "mel", "frames")
+
+
+class ManifestError(ValueError):
+    """A features manifest that cannot be used; the message names the file and line."""
+
+
+@dataclass
+class Item:
+    utt: str
+    spk: str
+    text: str
+    tokens: list[int]
+    mel: Path
+    frames: int
+    corrupt: bool = False
+
+
+@dataclass
+class Manifest:
+    """The items of a features dir plus its ``meta.json`` (empty dict when absent)."""
+
+    root: Path
+    items: list[Item]
+    meta: dict
+
+    @property
+    def speakers(self) -> list[str]:
+        return sorted({it.spk for it in self.items})
+
+    @property
+    def dictionary(self) -> str | None:
+        return self.meta.get("dictionary")
+
+
+def read_manifest(path: str | os.PathLike) -> Manifest:
+    """Read ``FEATS_DIR/manifest.jsonl`` (or a manifest file itself) and check every line.
+
+    Raises :class:`ManifestError` naming the file and line of the first problems found.
+    """
+    path = Path(path)
+    file = path / "manifest.jsonl" if path.is_dir() else path
+    if not file.is_file():
+        raise ManifestError(f"{file}: features manifest not found; run the feature stage "
+                            "(python -m data_prep.features DATA_DIR FEATS_DIR) or fix data.feats_dir")
+    root = file.parent
+    items, errors, seen = [], [], {}
+    with open(file, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                errors.append(f"{file}:{n}: not JSON ({exc.msg})")
+                continue
+            missing = [k for k in _REQUIRED if k not in row]
+            if missing:
+                errors.append(f"{file}:{n}: missing {missing}")
+                continue
+            tokens = row["tokens"]
+            if not (isinstance(tokens, list) and tokens and all(isinstance(t, int) and t >= 0 for t in tokens)):
+                errors.append(f"{file}:{n}: utterance {row['utt']!r} has no valid token ids")
+                continue
+            if not (isinstance(row["frames"], int) and row["frames"] > 0):
+                errors.append(f"{file}:{n}: utterance {row['utt']!r} has frames={row['frames']!r}")
+                continue
+            if row["utt"] in seen:
+                errors.append(f"{file}:{n}: utterance {row['utt']!r} repeats line {seen[row['utt']]}")
+                continue
+            seen[row["utt"]] = n
+            mel = root / row["mel"]
+            if not mel.is_file():
+                errors.append(f"{file}:{n}: mel file {mel} of utterance {row['utt']!r} is missing")
+                continue
+            items.append(Item(str(row["utt"]), str(row["spk"]), str(row.get("text", "")), tokens, mel,
+                              row["frames"], bool(row.get("corrupt", False))))
+    if errors:
+        more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
+        raise ManifestError(f"{len(errors)} bad line(s) in {file}:\n  " + "\n  ".join(errors[:20]) + more)
+    if not items:
+        raise ManifestError(f"{file}: no utterances")
+    meta_file = root / "meta.json"
+    meta = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else {}
+    return Manifest(root, items, meta)
+
+
+class MelDataset(torch.utils.data.Dataset):
+    """Items as ``(index, tokens LongTensor [T_x], mel FloatTensor [80, frames], speaker id)``."""
+
+    def __init__(self, items: Sequence[Item], spk2id: dict[str, int], n_feats: int = 80):
+        self.items = list(items)
+        self.spk2id = spk2id
+        self.n_feats = n_feats
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def lengths(self) -> list[int]:
+        return [it.frames for it in self.items]
+
+    def __getitem__(self, index: int):
+        it = self.items[index]
+        try:
+            mel = np.load(it.mel)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same clear message
+            raise ManifestError(f"{it.mel}: cannot read the mel of utterance {it.utt!r} ({exc})") from exc
+        if mel.ndim != 2 or mel.shape[0] != self.n_feats or mel.shape[1] != it.frames:
+            raise ManifestError(f"{it.mel}: mel of utterance {it.utt!r} has shape {mel.shape}, the manifest "
+                                f"says [{self.n_feats}, {it.frames}]; re-run the feature stage")
+        return (index, torch.tensor(it.tokens, dtype=torch.long), torch.from_numpy(np.asarray(mel, np.float32)),
+                self.spk2id[it.spk])
+
+
+def collate(batch) -> dict:
+    """Pad tokens with 0 and mels with 0 up to a multiple of 4 frames (the U-Net halves time twice)."""
+    index, tokens, mels, spks = zip(*batch)
+    x_lengths = torch.tensor([len(t) for t in tokens], dtype=torch.long)
+    y_lengths = torch.tensor([m.shape[-1] for m in mels], dtype=torch.long)
+    x = torch.zeros(len(batch), int(x_lengths.max()), dtype=torch.long)
+    y = torch.zeros(len(batch), mels[0].shape[0], fix_len_compatibility(int(y_lengths.max())), dtype=torch.float32)
+    for i, (t, m) in enumerate(zip(tokens, mels)):
+        x[i, :len(t)] = t
+        y[i, :, :m.shape[-1]] = m
+    return {"index": torch.tensor(index, dtype=torch.long), "x": x, "x_lengths": x_lengths, "y": y,
+            "y_lengths": y_lengths, "spk": torch.tensor(spks, dtype=torch.long)}
+
+
+class BucketBatchSampler(torch.utils.data.Sampler):
+    """Length-bucketed, shuffled batches; deterministic in (seed, epoch) and resumable mid-epoch.
+
+    Each epoch: a seeded permutation, cut into buckets of ``batch_size * bucket_batches`` items,
+    each bucket sorted by length and cut into batches, then the batch order shuffled. Under
+    data-parallel training every rank takes every ``world``-th batch (the list is padded by repeating
+    batches so that ranks get equally many). :meth:`set_position` picks the epoch and the number of
+    this rank's batches already consumed.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int = 0, bucket_batches: int = 32,
+                 drop_last: bool = False, rank: int = 0, world: int = 1):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.lengths = np.asarray(lengths)
+        self.batch_size = min(batch_size, len(self.lengths))
+        self.seed = seed
+        self.bucket = max(1, bucket_batches) * self.batch_size
+        self.drop_last = drop_last
+        self.rank, self.world = rank, world
+        self.epoch, self.start = 0, 0
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        """All batches of ``epoch`` across ranks, in order."""
+        rng = np.random.default_rng([self.seed, epoch])
+        perm = rng.permutation(len(self.lengths))
+        batches = []
+        for s in range(0, len(perm), self.bucket):
+            chunk = perm[s:s + self.bucket]
+            chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
+            batches += [chunk[i:i + self.batch_size].tolist() for i in range(0, len(chunk), self.batch_size)]
+        if self.drop_last and len(batches) > 1 and len(batches[-1]) < self.batch_size:
+            batches.pop()
+        order = rng.permutation(len(batches))
+        batches = [batches[i] for i in order]
+        if self.world > 1 and len(batches) % self.world:
+            batches += batches[:self.world - len(batches) % self.world]
+        return batches
+
+    def set_position(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def rank_batches(self, epoch: int) -> list[list[int]]:
+        return self.epoch_batches(epoch)[self.rank::self.world]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        yield from self.rank_batches(self.epoch)[self.start:]
+
+    def __len__(self) -> int:
+        return max(0, len(self.rank_batches(self.epoch)) - self.start)

@@ -1,0 +1,93 @@
+"""Training state on disk: RNG snapshots and the checkpoint directory (atomic saves, resume, pruning).
+
+A training checkpoint is our model checkpoint (``gradtts.model.checkpoint.checkpoint_payload``)
+with extras: ``optimizer``, ``scheduler``, ``rng`` (one snapshot per rank), ``sampler`` (epoch and
+batches consumed), ``tracker``, ``train`` (the resolved config) and ``n_base_spks``. Every value is
+a tensor or plain Python data so that ``torch.load(weights_only=True)`` reads it.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gradtts.io import atomic_torch_save, atomic_write_text
+
+_STEP_FILE = re.compile(r"^step_(\d{7,})\.pt$")
+
+
+def step_name(step: int) -> str:
+    return f"step_{step:07d}"
+
+
+def rng_snapshot() -> dict[str, Any]:
+    """torch (CPU and CUDA), numpy and Python ``random`` states as weights-only-loadable data."""
+    np_state = np.random.get_state(legacy=False)
+    snap = {"torch": torch.get_rng_state(),
+            "numpy": {"bit_generator": np_state["bit_generator"],
+                      "key": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
+                      "pos": int(np_state["state"]["pos"]), "has_gauss": int(np_state["has_gauss"]),
+                      "gauss": float(np_state["gauss"])},
+            "python": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        snap["cuda"] = torch.cuda.get_rng_state_all()
+    return snap
+
+
+def rng_restore(snap: dict[str, Any]) -> None:
+    """Inverse of :func:`rng_snapshot`."""
+    torch.set_rng_state(snap["torch"])
+    npd = snap["numpy"]
+    np.random.set_state({"bit_generator": npd["bit_generator"],
+                         "state": {"key": npd["key"].numpy().astype(np.uint32), "pos": npd["pos"]},
+                         "has_gauss": npd["has_gauss"], "gauss": npd["gauss"]})
+    version, state, gauss = snap["python"]
+    random.setstate((version, tuple(state), gauss))
+    if "cuda" in snap and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(snap["cuda"])
+
+
+class CheckpointDir:
+    """``ckpt/step_XXXXXXX.pt`` (+ ``.yaml`` config beside it) with pruning of old resume points."""
+
+    def __init__(self, root: str | Path, keep_steps: list[int] | tuple[int, ...] = (), keep_last: int = 1):
+        self.root = Path(root)
+        self.keep_steps = set(int(s) for s in keep_steps)
+        self.keep_last = max(1, keep_last)
+
+    def path(self, step: int) -> Path:
+        return self.root / f"{step_name(step)}.pt"
+
+    def steps(self) -> list[int]:
+        if not self.root.is_dir():
+            return []
+        return sorted(int(m.group(1)) for p in self.root.iterdir() if (m := _STEP_FILE.match(p.name)))
+
+    def latest(self) -> Path | None:
+        steps = self.steps()
+        return self.path(steps[-1]) if steps else None
+
+    def save(self, step: int, payload: dict[str, Any], config_yaml: str | None = None) -> Path:
+        """Write the config (first) and the checkpoint atomically, then prune; returns the checkpoint path."""
+        path = self.path(step)
+        if config_yaml is not None:
+            atomic_write_text(path.with_suffix(".yaml"), config_yaml)
+        atomic_torch_save(payload, path)
+        self._prune()
+        return path
+
+    def _prune(self) -> None:
+        periodic = [s for s in self.steps() if s not in self.keep_steps]
+        for s in periodic[:-self.keep_last]:
+            for suffix in (".pt", ".yaml", ".residuals.tsv"):
+                self.path(s).with_suffix(suffix).unlink(missing_ok=True)
+
+
+def load_training_state(path: str | Path) -> dict[str, Any]:
+    """The whole checkpoint dict (weights-only load)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
