@@ -33,7 +33,8 @@ def collect(c: Collector, root: Path, subsets: list[str] | None) -> None:
             if not txt.is_file():
                 c.skip("wavs without .normalized.txt", wav)
                 continue
-            c.add(wav.stem, spk, wav, read_text(txt), origin=str(txt))
+            # "<spk>-<rest>": with "_" after the speaker, ids of speakers 19 and 198 would sort against their speakers.
+            c.add(f"{spk}-{wav.stem[len(spk) + 1:]}", spk, wav, read_text(txt), origin=str(txt))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,7 @@ def _dir():
     d = DataDir()
     d.add("spkB_002", "spkB", "/a/b2.wav", "second   text")
     d.add("spkA_001", "spkA", "/a/a1.wav", "first text")
-    d.add("spkA-x_003", "spkA-x", "/a/x3.wav", "third text")
+    d.add("spkA-x_003", "spkA", "/a/x3.wav", "third text")
     return d
 
 
@@ -21,8 +21,8 @@ def test_round_trip_is_c_sorted(tmp_path):
     assert [l.split()[0] for l in lines] == ["spkA-x_003", "spkA_001", "spkB_002"]  # '-' < '_' in C order
     subprocess.run(["sort", "-c"], input=(tmp_path / "wav.scp").read_bytes(), check=True, env={"LC_ALL": "C"})
     d = read_datadir(tmp_path)
-    assert d.texts["spkB_002"] == "second text" and d.spk2utt["spkA"] == ["spkA_001"]
-    assert (tmp_path / "spk2utt").read_text().splitlines()[0] == "spkA spkA_001"
+    assert d.texts["spkB_002"] == "second text" and d.spk2utt["spkA"] == ["spkA-x_003", "spkA_001"]
+    assert (tmp_path / "spk2utt").read_text().splitlines()[0] == "spkA spkA-x_003 spkA_001"
 
 
 def test_validation_reports_every_problem(tmp_path):
@@ -47,8 +47,14 @@ def test_refuses_to_write_invalid_and_filelist(tmp_path):
         write_datadir(tmp_path / "bad", d)
     assert not (tmp_path / "bad" / "wav.scp").exists()
     spk2id = write_filelist(tmp_path / "list.txt", _dir())
-    assert spk2id == {"spkA": 0, "spkA-x": 1, "spkB": 2}
-    assert (tmp_path / "list.txt").read_text().splitlines()[0] == "/a/x3.wav|third text|1"
+    assert spk2id == {"spkA": 0, "spkB": 1}
+    assert (tmp_path / "list.txt").read_text().splitlines()[0] == "/a/x3.wav|third text|0"
+    # Speakers "19" and "198" with "_" after the id: utterance order and speaker order disagree.
+    bad = DataDir()
+    bad.add("19_1", "19", "/x.wav", "a")
+    bad.add("198_1", "198", "/y.wav", "b")
+    with pytest.raises(DataDirError, match="speakers are out of order at 19_1"):
+        write_datadir(tmp_path / "bad2", bad)
 
 
 def test_validate_cli(tmp_path):
@@ -56,4 +62,4 @@ def test_validate_cli(tmp_path):
     r = subprocess.run(["python", "-m", "data_prep.validate", str(tmp_path)], capture_output=True, text=True)
     assert r.returncode == 1 and "audio file /a/a1.wav of spkA_001 not found" in r.stdout
     r = subprocess.run(["python", "-m", "data_prep.validate", str(tmp_path), "--no-audio"], capture_output=True, text=True)
-    assert r.returncode == 0 and "3 utterances, 3 speakers" in r.stdout
+    assert r.returncode == 0 and "3 utterances, 2 speakers" in r.stdout

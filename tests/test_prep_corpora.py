@@ -123,7 +123,7 @@ def test_librispeech_real_subset(tmp_path):
 
 def test_libritts(tmp_path, capsys):
     root = tmp_path / "LibriTTS"
-    for spk, chapter in (("19", "198"), ("84", "121123")):
+    for spk, chapter in (("19", "198"), ("198", "7"), ("84", "121123")):
         for i in range(3):
             stem = f"{spk}_{chapter}_000000_{i:06d}"
             tone(root / "train-clean-100" / spk / chapter / f"{stem}.wav", sr=24000)
@@ -135,13 +135,14 @@ def test_libritts(tmp_path, capsys):
     out = tmp_path / "data"
     assert libritts.main([str(root), str(out)]) == 0
     d = read_datadir(out)
-    assert d.spk2utt["84"] == ["84_121123_000000_000000", "84_121123_000000_000001"]
-    assert len(d.spk2utt["19"]) == 4
-    assert d.texts["19_198_000000_000001"] == "Hello, 19 number 1."
+    assert d.spk2utt["84"] == ["84-121123_000000_000000", "84-121123_000000_000001"]
+    assert len(d.spk2utt["19"]) == 4 and len(d.spk2utt["198"]) == 3
+    assert d.texts["19-198_000000_000001"] == "Hello, 19 number 1."
+    assert [d.utt2spk[u] for u in d.utts] == sorted(d.utt2spk[u] for u in d.utts)  # Kaldi's sort rule
     assert "1 wavs without .normalized.txt" in capsys.readouterr().out
     assert libritts.main([str(root), str(out), "--subsets", "dev-clean"]) == 0
-    assert read_datadir(out).utts == ["19_227_000001_000000"]
-    with pytest.raises(PrepError, match=r"speaker\(s\) 26 not found.*available: 19, 84"):
+    assert read_datadir(out).utts == ["19-227_000001_000000"]
+    with pytest.raises(PrepError, match=r"speaker\(s\) 26 not found.*available: 19, 198, 84"):
         libritts.main([str(root), str(out), "--speakers", "26"])
 
 

@@ -75,6 +75,11 @@ class DataDir:
         for utt, text in self.texts.items():
             if not text.strip():
                 out.append(f"text: empty transcript for {utt}")
+        spk_order = [self.utt2spk[u] for u in self.utts]
+        if spk_order != sorted(spk_order, key=_c_key):
+            bad = next(u for u, a, b in zip(self.utts[1:], spk_order, spk_order[1:]) if _c_key(b) < _c_key(a))
+            out.append(f"utt2spk: sorted by utterance, the speakers are out of order at {bad} (Kaldi needs both "
+                       "orders to agree: put a separator that sorts low, like '-', after the speaker id)")
         for utt in sorted(self.corrupt - set(self.utt2spk), key=_c_key):
             out.append(f"corrupt: {utt} is not an utterance of this directory")
         return out

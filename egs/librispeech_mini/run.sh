@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The corruption study on real read speech: target LibriSpeech reader 19 (female) corrupted by reader 26
+# (male), fine-tuned from the synthvox base model. Needs ../shared/data/librispeech-3spk (or --corpus_root
+# via --local_data_args "--corpus_root PATH") and a base checkpoint (default: egs/synthvox/base/base_small.pt).
+#   egs/librispeech_mini/run.sh [recipes/fewshot.sh options] [key=value Hydra overrides]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+base=$root/egs/synthvox/base/base_small.pt
+for a in "$@"; do [ "$a" = --base_ckpt ] && base=; done
+if [ -n "$base" ] && [ ! -f "$base" ]; then
+  echo "$0: base model $base not found: train it with egs/synthvox/run.sh (stage 3) or pass --base_ckpt PATH" >&2
+  exit 1
+fi
+cd "$root"
+exec "$root/recipes/fewshot.sh" --exp "$root/exp/librispeech_mini" --local_data "$here/local/data.sh" \
+  --pairs "19:26" --fractions "0 0.30" --seeds 0 --ft_steps 300 --save_steps 100,300 --n_test 6 --device cpu \
+  --results_md "$here/RESULTS.md" ${base:+--base_ckpt "$base"} "$@"
