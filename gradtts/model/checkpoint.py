@@ -182,3 +182,48 @@ def save_checkpoint(path: str | os.PathLike, model: GradTTS, *, dictionary: str 
 def official_dictionary_hint(info: CheckpointInfo) -> str | None:
     """Advice on the text dictionary for checkpoints trained with the official CMUdict file."""
     return OFFICIAL_DICTIONARY_HINT if info.dictionary == OFFICIAL_DICTIONARY_ID else None
+
+
+def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Write the inference part of a training checkpoint (weights, config, dictionary, speakers, step).
+
+    Training checkpoints also hold optimizer, scheduler and RNG states (about three times the weights);
+    the exported file is what a recipe's ``--base_ckpt`` or ``gradtts-synth`` needs. The weights are
+    loaded into a model first, so a file that would not load is never written.
+    """
+    model, info = load_checkpoint(src)
+    keep = {k: info.extra[k] for k in ("train", "n_base_spks", "new_speakers") if k in info.extra}
+    save_checkpoint(dst, model, dictionary=info.dictionary, spk2id=info.spk2id, step=info.step,
+                    exported_from=str(Path(src).name), **keep)
+    return Path(dst)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m gradtts.model.checkpoint export SRC DST``, or ``info PATH``."""
+    import argparse
+
+    p = argparse.ArgumentParser(description="Inspect a Grad-TTS checkpoint or export its inference part.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    e = sub.add_parser("export", help="training checkpoint -> weights-only checkpoint")
+    e.add_argument("src")
+    e.add_argument("dst")
+    i = sub.add_parser("info", help="print what a checkpoint holds")
+    i.add_argument("path")
+    a = p.parse_args(argv)
+    try:
+        if a.cmd == "export":
+            out = export_checkpoint(a.src, a.dst)
+            print(f"{out}: {out.stat().st_size / 2 ** 20:.1f} MiB")
+        else:
+            model, info = load_checkpoint(a.path)
+            n = sum(t.numel() for t in model.parameters())
+            print(f"{info.path}: {info.kind}, step {info.step}, {n:,} parameters, dictionary {info.dictionary!r}, "
+                  f"{len(info.spk2id)} named speakers\n  config: {info.config}")
+    except CheckpointError as exc:
+        print(f"error: {exc}")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

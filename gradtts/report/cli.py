@@ -10,7 +10,6 @@ Every ``summary.json`` under ``root`` with ``loss, p, step, seed, pair`` fields 
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +45,7 @@ def collect(root: str | Path) -> list[dict]:
 
 
 def report(cfg: ReportConfig) -> dict:
-    from gradtts.io import atomic_write_text
+    from gradtts.io import atomic_write_bytes, atomic_write_text
     from gradtts.report.plots import plot_metric
     from gradtts.report.tables import markdown_table, write_csv
     from gradtts.scoring.similarity import aggregate, resilience_rows
@@ -70,12 +69,16 @@ def report(cfg: ReportConfig) -> dict:
                "\n**S_T (similarity to the target)**\n\n", markdown_table(agg, "S_T", step)]
     md += ["\n![R](R.png)\n", "\n![L](L.png)\n"]
     atomic_write_text(out / "results.md", "".join(md))
-    if cfg.results_md:
-        # Beside the recipe, so images are referenced by their path relative to it.
-        rel = os.path.relpath(out, Path(cfg.results_md).resolve().parent)
-        atomic_write_text(cfg.results_md, "".join(md).replace("](R.png)", f"]({rel}/R.png)").replace("](L.png)", f"]({rel}/L.png)"))
     plot_metric(agg, "R", out / "R.png", "R = S_T(p) - S_T(0)")
     plot_metric(agg, "L", out / "L.png", "L = S_C(p) - S_C(0)")
+    if cfg.results_md:
+        # Beside the recipe with its own copies of plots and tables, so it can be committed without exp/.
+        beside = Path(cfg.results_md).resolve().parent / "results"
+        beside.mkdir(parents=True, exist_ok=True)
+        for name in ("R.png", "L.png", "results.csv", "runs.csv"):
+            atomic_write_bytes(beside / name, (out / name).read_bytes())
+        atomic_write_text(cfg.results_md, "".join(md).replace("](R.png)", "](results/R.png)")
+                          .replace("](L.png)", "](results/L.png)"))
     return {"runs": len(rows), "out_dir": str(out)}
 
 

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The paper-style corruption study on LibriTTS (GPU-sized). Targets and intruders come from test-clean,
+# which the official multi-speaker model never saw; the base model is either the official
+# grad-tts-libri-tts.pt or one trained here on train-clean-100.
+#   egs/libritts/run.sh --corpus_root /data/LibriTTS --base_ckpt /ckpt/grad-tts-libri-tts.pt \
+#       --dictionary /ckpt/cmu_dictionary                       # official base (its CMUdict 0.7 file)
+#   egs/libritts/run.sh --corpus_root /data/LibriTTS            # train the base model first (stage 3)
+#   egs/libritts/run.sh --corpus_root /data/LibriTTS --pairs "121:1089 237:260" loss.delta_min=0.01
+# Other options are those of recipes/fewshot.sh (--help); key=value arguments are Hydra overrides.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+
+corpus_root=
+pairs="121:1089 237:260 1284:1320"
+base_subsets=train-clean-100
+study_subsets=test-clean
+rest=()
+while [ $# -gt 0 ]; do   # the options this script consumes; the rest go to the template
+  case "$1" in
+    --corpus_root) corpus_root=$2; shift 2 ;;
+    --pairs) pairs=$2; shift 2 ;;
+    --base_subsets) base_subsets=$2; shift 2 ;;
+    --study_subsets) study_subsets=$2; shift 2 ;;
+    --help|-h) sed -n '2,9p' "$0"; "$root/recipes/fewshot.sh" --help; exit 0 ;;
+    *) rest+=("$1"); shift ;;
+  esac
+done
+[ -n "$corpus_root" ] || { echo "$0: --corpus_root PATH (the unpacked LibriTTS) is required" >&2; exit 1; }
+speakers=$(for p in $pairs; do printf '%s,%s,' "${p%%:*}" "${p##*:}"; done)  # commas: one word for the template
+
+cd "$root"
+exec "$root/recipes/fewshot.sh" --exp "$root/exp/libritts" --local_data "$here/local/data.sh" \
+  --local_data_args "--corpus_root $corpus_root --base_subsets ${base_subsets// /,} --study_subsets ${study_subsets// /,} --speakers ${speakers%,}" \
+  --pairs "$pairs" --seeds 0,1,2 --fractions "0 0.15 0.30 0.45" --ft_steps 2000 --save_steps 250,500,1000,2000 \
+  --n_shot 20 --n_ref 10 --n_test 10 --base_experiment base --results_md "$here/RESULTS.md" \
+  "${rest[@]+"${rest[@]}"}"
