@@ -131,7 +131,8 @@ fi
 if run_stage 5; then
   ckpt=$(base_ckpt_file)
   [ -n "$ckpt" ] || { echo "$0: no base checkpoint (run stage 3 or give --base_ckpt)" >&2; exit 1; }
-  pair_names=$(for pair in $pairs; do printf '%s,' "${pair%%:*}_${pair##*:}"; done)
+  # Quoted for Hydra: an unquoted 19_26 would be read as the integer 1926.
+  pair_names=$(for pair in $pairs; do printf "'%s'," "${pair%%:*}_${pair##*:}"; done)
   psets=$(for p in $fractions; do printf 'p%.2f,' "$p"; done)
   log "stage 5: fine-tuning grid: losses {$losses} x sets {${psets%,}} x seeds {$seeds} x pairs {${pair_names%,}} from $ckpt"
   launch=()
