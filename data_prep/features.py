@@ -7,7 +7,8 @@ Each utterance is loaded (mono, 22050 Hz), trimmed of leading/trailing silence, 
 peak exceeds 0.95, and turned into a ``[80, frames]`` log-mel (``mels/<spk>/<utt>.npy``). Items that
 cannot be used are listed with their reason in ``rejects.tsv``; ``--strict`` turns any reject into
 an error. Mels already on disk are reused, every file is written atomically and the manifest last,
-so an interrupted run is simply started again.
+so an interrupted run is simply started again (it first deletes the partial temporary files that the
+killed run left under FEATS_DIR).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 
 from gradtts.data.datadir import read_datadir
 from gradtts.data.manifest import REJECTS, ManifestEntry, write_manifest, write_meta
-from gradtts.io import atomic_np_save, atomic_write_text
+from gradtts.io import atomic_np_save, atomic_write_text, remove_stale_temps
 
 _STATE: dict = {}
 
@@ -85,6 +86,11 @@ def compute_features(data_dir: str | os.PathLike, feats_dir: str | os.PathLike, 
     d = read_datadir(data_dir)
     feats_dir = Path(feats_dir)
     feats_dir.mkdir(parents=True, exist_ok=True)
+    # A killed run leaves the mel it was writing as a temporary file; nothing would ever replace it.
+    stale = remove_stale_temps(feats_dir)
+    if stale:
+        print(f"features: removed {stale} partial file(s) left by an interrupted run under {feats_dir}",
+              file=sys.stderr)
     jobs_list = [(u, d.utt2spk[u], d.wavs[u], d.texts[u], str(feats_dir), u in d.corrupt) for u in d.utts]
     results = {}
     init = (dictionary, min_seconds, max_seconds, top_db)

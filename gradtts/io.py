@@ -1,40 +1,65 @@
-"""Atomic file writes: a reader never sees a half-written file under its final name."""
+"""Atomic file writes: a reader never sees a half-written file under its final name.
+
+A write goes to a hidden temporary file beside the target, ``.<name>.atomic-<8 hex digits>.tmp``,
+renamed onto the target only when complete. The temporary name deliberately does not end in the
+target's extension, so a glob for finished outputs (``*.npy``, ``*.pt``, ``*.wav``, ``*.png``) never
+matches a half-written file; a process killed mid-write leaves such a file behind, which
+:func:`remove_stale_temps` clears when the next run of a stage starts.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import re
+import secrets
 from pathlib import Path
 from typing import IO, Iterator
 
+TEMP_SUFFIX = ".tmp"
+# This writer's temporary names, and nothing else, are what remove_stale_temps deletes; the "atomic-"
+# marker keeps a user's file (".notes.20240101.tmp") from looking like one.
+_TEMP_RE = re.compile(r"\..+\.atomic-[0-9a-f]{8}\.tmp", re.DOTALL)
+# Room for the dot, the marker, the random part and the suffix within the usual 255-byte file name limit.
+_NAME_BYTES = 200
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+
+def is_temp_name(name: str) -> bool:
+    """Whether a file name is one of this module's temporary names (a write in progress or left by a kill)."""
+    return _TEMP_RE.fullmatch(name) is not None
+
+
+def _create_temp(path: Path) -> Path:
+    """Create an empty, new temporary file beside ``path`` and return its path."""
+    name = os.fsdecode(os.fsencode(path.name)[:_NAME_BYTES])
+    for _ in range(100):
+        tmp = path.with_name(f".{name}.atomic-{secrets.token_hex(4)}{TEMP_SUFFIX}")
+        try:
+            # 0o666 under the umask: the permissions a plain open() would give the final file.
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+    raise FileExistsError(f"no free temporary name beside {path}")
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
-    The temporary name keeps the final suffix so that writers which infer the format from the
-    extension (soundfile, numpy, matplotlib) still work.
+    The temporary name does not end in ``path``'s suffix, so a writer that infers the format from the
+    extension must be told the format (``soundfile.write(format=)``, ``savefig(format=)``) or be given
+    an open file (``numpy.save``, which would otherwise append ``.npy``).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _create_temp(path)
     try:
         yield tmp_path
-        # mkstemp creates 0600 files; give the result the permissions a plain open() would have.
-        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        tmp_path.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -70,8 +95,36 @@ def atomic_torch_save(obj: object, path: str | os.PathLike) -> None:
 
 
 def atomic_np_save(path: str | os.PathLike, array) -> None:
-    """``numpy.save`` to ``path`` (which should end in .npy) atomically."""
+    """``numpy.save`` to exactly ``path`` (which should end in .npy) atomically."""
     import numpy as np
 
-    with atomic_path(path) as tmp:
-        np.save(tmp, array)
+    # Through a file object: given a path without .npy, np.save would write to "<tmp>.npy" instead.
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, array)
+
+
+def remove_stale_temps(root: str | os.PathLike, recursive: bool = True) -> int:
+    """Delete the temporary files of this module left under ``root`` by killed writers; returns how many.
+
+    Only names of this module's pattern are removed (never e.g. a user's ``.hidden.npy``). Call it when
+    a stage starts over its output dir, before any writer of this run is active there.
+    """
+    root = Path(root)
+    removed = 0
+    dirs = [root]
+    while dirs:
+        try:
+            entries = list(os.scandir(dirs.pop()))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                if recursive:
+                    dirs.append(Path(entry.path))
+            elif entry.is_file(follow_symlinks=False) and is_temp_name(entry.name):
+                try:
+                    os.unlink(entry.path)
+                except FileNotFoundError:  # removed meanwhile by another process
+                    continue
+                removed += 1
+    return removed

@@ -8,13 +8,20 @@ the U-Net's GroupNorm and linear attention see the zero padding of shorter items
 ``batch_size=1`` reproduces single-utterance (official) inference exactly and larger batches differ
 from it slightly (deterministically, for a given seed and batch size).
 
-Texts: a file with one text per line, ``utt_id<TAB>text`` or just the text (ids ``line0001``...);
-a few-shot set's directory works too (its ``test_texts.txt``).
+Texts (``synth.text_format``): ``kaldi``, a Kaldi ``text`` table (utterance id, whitespace, sentence; what
+the few-shot builder writes as ``test_texts.txt``), or ``plain``, one sentence per line (ids ``line0001``...).
+A few-shot set's directory works too (its ``test_texts.txt``, always ``kaldi``).
+
+Every output directory holds ``synth.json``: the settings that made its wavs (checkpoint digest,
+sampler, vocoder actually used, dictionary, speaker) and per utterance the text, token ids, frames and
+noise seed. A re-run with other settings refuses to mix its wavs with the old ones (name the
+difference; ``synth.overwrite=true`` regenerates).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -37,6 +44,7 @@ class SynthConfig:
     """``conf/synth.yaml`` node ``synth``."""
 
     texts: str = MISSING                 # text file, or a few-shot set dir holding test_texts.txt
+    text_format: str = "plain"           # plain (one sentence a line) | kaldi (utt_id sentence); dirs: kaldi
     checkpoints: list[str] = MISSING     # checkpoint files and/or ckpt dirs (all step_*.pt inside)
     steps: Optional[list[int]] = None    # keep only these steps
     speaker: Optional[str] = None        # name in the checkpoint's spk2id, or a row index; None: the new speaker
@@ -54,6 +62,7 @@ class SynthConfig:
     n_spks: Optional[int] = None         # official checkpoints: force the speaker count
     pe_scale: Optional[float] = None     # official checkpoints: 1000 (1 for grad-tts-old.pt)
     save_mels: bool = False              # also write <utt>.npy
+    overwrite: bool = False              # regenerate an output dir made with other settings
 
 
 @dataclass
@@ -63,20 +72,31 @@ class SynthRoot:
 
 # ---- texts, seeds ---------------------------------------------------------------------------------------
 
-def read_texts(path: str | Path) -> list[tuple[str, str]]:
-    """``[(utt_id, text)]`` from a text file or a few-shot dir's ``test_texts.txt``."""
+TEXT_FORMATS = ("plain", "kaldi")
+
+
+def read_texts(path: str | Path, text_format: str = "plain") -> list[tuple[str, str]]:
+    """``[(utt_id, text)]`` from a text file or a few-shot dir's ``test_texts.txt`` (always ``kaldi``).
+
+    ``kaldi``: ``utt_id<whitespace>sentence`` per line (a Kaldi ``text`` table); ``plain``: one sentence
+    per line, ids ``line0001``... (a TAB is just whitespace of the sentence, never an id separator).
+    """
     path = Path(path)
     if path.is_dir():
-        path = path / "test_texts.txt"
+        path, text_format = path / "test_texts.txt", "kaldi"
+    if text_format not in TEXT_FORMATS:
+        raise ValueError(f"synth.text_format={text_format!r}: choose plain or kaldi")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: text list not found (synth.texts takes a file or a few-shot set dir)")
     out, seen = [], {}
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
-        if "\t" in line:
-            utt, text = line.split("\t", 1)
-            utt = utt.strip()
+        if text_format == "kaldi":
+            parts = line.split(maxsplit=1)
+            if len(parts) < 2:
+                raise ValueError(f"{path}:{n}: expected 'utt_id sentence' (Kaldi text format), got {line.strip()!r}")
+            utt, text = parts
             if not _UTT_ID.match(utt):
                 raise ValueError(f"{path}:{n}: utterance id {utt!r} may use only letters, digits, '_', '-', '.'")
         else:
@@ -168,18 +188,22 @@ def synthesize_mels(model, token_lists: Sequence[Sequence[int]], seeds: Sequence
 Vocoder = Callable[[torch.Tensor], torch.Tensor]
 
 
-def load_vocoder(kind: str = "auto", path: str | None = None, device: str | torch.device = "cpu") -> tuple[Vocoder, str]:
-    """``(mel [B, 80, T] -> wav [B, T * 256], name)``: HiFi-GAN from ``gradtts.vocoder`` or Griffin-Lim.
+def load_vocoder(kind: str = "auto", path: str | None = None, device: str | torch.device = "cpu"
+                 ) -> tuple[Vocoder, str, dict[str, Any]]:
+    """``(mel [B, 80, T] -> wav [B, T * 256], name, record)``: HiFi-GAN from ``gradtts.vocoder`` or Griffin-Lim.
 
-    ``auto`` falls back to Griffin-Lim with a warning when HiFi-GAN cannot be loaded.
+    ``auto`` falls back to Griffin-Lim with a warning when HiFi-GAN cannot be loaded; ``record`` says
+    what was actually loaded (name and, for HiFi-GAN, the weight file's name and sha256).
     """
     if kind not in ("auto", "hifigan", "griffinlim"):
         raise ValueError(f"vocoder={kind!r}: choose auto, hifigan or griffinlim")
     if kind in ("auto", "hifigan"):
         try:
-            from gradtts.vocoder import load_hifigan
+            from gradtts.train.identity import file_digest
+            from gradtts.vocoder import load_hifigan, official_weights_path
 
-            generator = load_hifigan(path, device=device)
+            weights = Path(path) if path else official_weights_path()
+            generator = load_hifigan(weights, device=device)
         except Exception as exc:  # noqa: BLE001 - any failure to load means: fall back (or re-raise)
             if kind == "hifigan":
                 raise
@@ -191,10 +215,11 @@ def load_vocoder(kind: str = "auto", path: str | None = None, device: str | torc
                     wav = generator(mel.to(device))
                 return (wav.squeeze(1) if wav.dim() == 3 else wav).float().cpu()
 
-            return hifigan, "hifigan"
+            return hifigan, "hifigan", {"name": "hifigan", "weights": weights.name,
+                                        "weights_sha256": file_digest(weights)}
     from gradtts.vocoder import griffin_lim
 
-    return (lambda mel: griffin_lim(mel.float().cpu())), "griffinlim"
+    return (lambda mel: griffin_lim(mel.float().cpu())), "griffinlim", {"name": "griffinlim"}
 
 
 # ---- the stage ------------------------------------------------------------------------------------------
@@ -258,54 +283,95 @@ def resolve_dictionary(requested: str | None, info):
                      "resources/cmu_dictionary)")
 
 
+class SynthCacheError(RuntimeError):
+    """An output dir holds wavs made with other settings; the message names the differences."""
+
+
+RECORD = "synth.json"
+
+
+def _cached_record(out: Path, settings: dict[str, Any], overwrite: bool) -> dict[str, Any]:
+    """The per-utterance record of ``out`` if it was made with ``settings``; raises on a mismatch."""
+    from gradtts.train.identity import differences
+
+    file = out / RECORD
+    old = json.loads(file.read_text(encoding="utf-8")) if file.is_file() else None
+    if old is not None and old.get("settings") == settings:
+        return dict(old.get("utts") or {})
+    if overwrite:
+        return {}
+    if old is not None:
+        diff = differences(old.get("settings") or {}, settings)
+        raise SynthCacheError(f"{out}: its wavs were synthesised with other settings (stored -> requested):\n  "
+                              + "\n  ".join(diff) + "\nUse another synth.out_dir, or synth.overwrite=true to "
+                              "regenerate them")
+    if any(out.glob("*.wav")):
+        raise SynthCacheError(f"{out}: holds wavs without a {RECORD} (settings unknown); use another synth.out_dir, "
+                              "or synth.overwrite=true to regenerate them")
+    return {}
+
+
 def run_synthesis(cfg: SynthConfig | Any) -> dict[str, Any]:
     """The ``gradtts-synth`` stage; returns counts of written and skipped wavs per checkpoint."""
     from tqdm.auto import tqdm
 
     from gradtts.audio import write_wav
-    from gradtts.io import atomic_np_save
-    from gradtts.model.checkpoint import load_checkpoint, read_checkpoint
+    from gradtts.io import atomic_np_save, atomic_write_text
+    from gradtts.model.checkpoint import infer_config, load_checkpoint, read_checkpoint
     from gradtts.text import BLANK_ID, intersperse, text_to_sequence
     from gradtts.train.ddp import resolve_device
+    from gradtts.train.identity import file_digest
 
     device = resolve_device(cfg.device)
-    texts = read_texts(cfg.texts)
+    texts = read_texts(cfg.texts, cfg.text_format)
     out_root = Path(cfg.out_dir)
     report: dict[str, Any] = {}
-    vocoder = None
+    vocoder, vocoder_name, vocoder_record = load_vocoder(cfg.vocoder, cfg.vocoder_path, device)
+    report["vocoder"] = vocoder_name
+    bs = max(1, cfg.batch_size)
     for path in list_checkpoints(cfg.checkpoints, cfg.steps):
-        _, info = read_checkpoint(path)
+        sd, info = read_checkpoint(path)
+        n_spks = cfg.n_spks or (info.config.get("n_spks") if info.kind != "official" else infer_config(sd)["n_spks"])
+        spk = resolve_speaker(cfg.speaker, info, int(n_spks or 1))
+        dictionary = resolve_dictionary(cfg.dictionary, info)
+        del sd
         out = out_root / output_name(path, info.step)
-        todo = [(u, t) for u, t in texts if not (out / f"{u}.wav").is_file()]
+        settings = {"checkpoint": path.name, "checkpoint_sha256": file_digest(path), "step": info.step,
+                    "speaker": spk, "n_timesteps": cfg.n_timesteps, "temperature": cfg.temperature,
+                    "stoc": cfg.stoc, "length_scale": cfg.length_scale, "batch_size": bs, "seed": cfg.seed,
+                    "dictionary": dictionary.source_id, "vocoder": vocoder_record,
+                    "n_spks": cfg.n_spks, "pe_scale": cfg.pe_scale}
+        utts = _cached_record(out, settings, cfg.overwrite)
+        todo = [(u, t) for u, t in texts
+                if not ((out / f"{u}.wav").is_file() and utts.get(u, {}).get("text") == t)]
         report[str(path)] = {"out": str(out), "written": len(todo), "skipped": len(texts) - len(todo)}
         if not todo:
             continue
-        model, info = load_checkpoint(path, device=device, n_spks=cfg.n_spks, pe_scale=cfg.pe_scale)
-        spk = resolve_speaker(cfg.speaker, info, model.n_spks)
-        dictionary = resolve_dictionary(cfg.dictionary, info)
         tokens = []
         for u, t in todo:
             try:
                 tokens.append(intersperse(text_to_sequence(t, dictionary), BLANK_ID))
             except ValueError as exc:
                 raise ValueError(f"{cfg.texts}: text of {u!r}: {exc}") from None
-        if vocoder is None:
-            vocoder, name = load_vocoder(cfg.vocoder, cfg.vocoder_path, device)
-            report["vocoder"] = name
-        bs = max(1, cfg.batch_size)
+        model, info = load_checkpoint(path, device=device, n_spks=cfg.n_spks, pe_scale=cfg.pe_scale)
         bar = tqdm(total=len(todo), desc=out.name, unit="utt")
         for s in range(0, len(todo), bs):
             chunk = todo[s:s + bs]
-            mels = synthesize_mels(model, tokens[s:s + bs], [utterance_seed(cfg.seed, u) for u, _ in chunk], spk,
-                                   cfg.n_timesteps, cfg.temperature, cfg.stoc, cfg.length_scale, bs)
+            seeds = [utterance_seed(cfg.seed, u) for u, _ in chunk]
+            mels = synthesize_mels(model, tokens[s:s + bs], seeds, spk, cfg.n_timesteps, cfg.temperature, cfg.stoc,
+                                   cfg.length_scale, bs)
             t_max = max(m.shape[-1] for m in mels)
             batch = torch.stack([torch.nn.functional.pad(m, (0, t_max - m.shape[-1]), value=float(m.min()))
                                  for m in mels])
             wavs = vocoder(batch)
-            for (u, _), m, w in zip(chunk, mels, wavs):
+            for (u, t), tok, seed, m, w in zip(chunk, tokens[s:s + bs], seeds, mels, wavs):
                 if cfg.save_mels:
                     atomic_np_save(out / f"{u}.npy", m.numpy())
                 write_wav(out / f"{u}.wav", w[:m.shape[-1] * HOP].numpy(), SAMPLE_RATE)
+                utts[u] = {"text": t, "tokens": list(tok), "frames": int(m.shape[-1]), "noise_seed": seed}
+            # The record follows the wavs batch by batch: a killed run leaves no wav it does not describe
+            # (a wav without its entry is simply redone).
+            atomic_write_text(out / RECORD, json.dumps({"settings": settings, "utts": utts}, indent=1) + "\n")
             bar.update(len(chunk))
         bar.close()
     return report

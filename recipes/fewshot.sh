@@ -30,15 +30,17 @@ jobs=2                  # stages 1-2, 4: parallel processes for data preparation
 losses="l2,huber,scheduled_huber" # stage 5: comma-separated loss configs (conf/loss/)
 seeds="0"               # stage 5: comma-separated fine-tuning seeds
 ft_steps=2000           # stage 5: fine-tuning steps
-save_steps="250,500,1000,2000"    # stage 5: checkpoints kept and evaluated
+save_steps="250,500,1000,2000"    # stage 5: checkpoints kept and evaluated (step 0, before any update, is added)
 launcher=joblib         # stage 5: Hydra launcher: joblib (local) | slurm | basic
 grid_jobs=1             # stage 5: parallel fine-tuning jobs with the joblib launcher
 n_timesteps=10          # stage 6: reverse-diffusion steps
-vocoder=auto            # stage 6: auto | hifigan | griffinlim
+temperature=1.5         # stage 6: prior temperature (official default 1.5)
+length_scale=1.0        # stage 6: duration scale
+vocoder=hifigan         # stage 6: hifigan | griffinlim (auto may fall back to Griffin-Lim: not for studies)
 device=auto             # stages 3, 5, 6: auto | cpu | cuda
 encoder=ge2e            # stage 7: ge2e | ecapa
 encoder_source=         # stage 7: ECAPA model directory
-results_md=             # stage 8: also write this RESULTS.md
+results_md=             # stage 8: also refresh the generated block of this RESULTS.md (curated text is kept)
 title="Resilience to corrupted few-shot data"   # stage 8: report title
 
 help_message="Usage: $0 [--option value ...] [hydra.key=value ...]
@@ -145,17 +147,18 @@ if run_stage 5; then
   gradtts-train -m experiment=finetune adapt.checkpoint="$ckpt" \
     "loss=$losses" "+study.pair=${pair_names%,}" "+study.pset=${psets%,}" "trainer.seed=$seeds" \
     "data.feats_dir=$exp/fewshot/\${study.pair}/\${study.pset}/feats" \
-    "trainer.out_dir=$exp/finetune/\${study.pair}/\${loss.name}/\${study.pset}/seed\${trainer.seed}" \
-    "trainer.max_steps=$ft_steps" "trainer.save_steps=[$save_steps]" "trainer.device=$device" \
+    "trainer.out_dir='$exp/finetune/\${study.pair}/\${loss_tag:\${loss}}/\${study.pset}/seed\${trainer.seed}'" \
+    "trainer.max_steps=$ft_steps" "trainer.save_steps=[0,$save_steps]" "trainer.device=$device" \
     "hydra.sweep.dir=$exp/finetune/.hydra" "hydra.sweep.subdir=\${hydra.job.num}" \
     "${launch[@]}" "${hydra_overrides[@]}"
   done_stage 5
 fi
 
 if run_stage 6; then
-  log "stage 6: synthesis and vocoding ($vocoder) at steps $save_steps"
-  python -m gradtts.grid synth "$exp" --steps ${save_steps//,/ } --n-timesteps "$n_timesteps" \
-    --vocoder "$vocoder" --device "$device" ${dictionary:+--dictionary "$dictionary"}
+  log "stage 6: synthesis and vocoding ($vocoder) at steps 0,$save_steps"
+  python -m gradtts.grid synth "$exp" --steps 0 ${save_steps//,/ } --n-timesteps "$n_timesteps" \
+    --temperature "$temperature" --length-scale "$length_scale" --vocoder "$vocoder" --device "$device" \
+    ${dictionary:+--dictionary "$dictionary"}
   done_stage 6
 fi
 

@@ -79,3 +79,16 @@ def test_dissimilar_selection_takes_the_least_similar_intruder_items(tmp_path):
     plan = make_fewshot(src, tmp_path / "fs", "T", "C", n=20, seed=0, selection="dissimilar", encoder=Toy())
     angles = [int(u[-3:]) for u in plan["intruders"]]
     assert angles == sorted(angles, reverse=True)[:len(angles)]
+
+
+def test_split_is_seeded_by_the_pair_not_the_target_alone(tmp_path):
+    """Each (target, intruder) pair draws its own clean set, so pairs sharing a target are not one sample."""
+    d = DataDir()
+    for spk, n in (("T", 45), ("C", 25), ("D", 25)):
+        for i in range(n):
+            d.add(f"{spk}_{i:03d}", spk, f"/audio/{spk}_{i:03d}.wav", f"sentence {i} spoken by {spk.lower()}")
+    write_datadir(tmp_path / "all", d)
+    a = make_fewshot(tmp_path / "all", tmp_path / "tc", "T", "C", n=20, seed=0)
+    b = make_fewshot(tmp_path / "all", tmp_path / "td", "T", "D", n=20, seed=0)
+    assert a["fewshot"] != b["fewshot"] and a["test"] != b["test"]
+    assert make_fewshot(tmp_path / "all", tmp_path / "tc2", "T", "C", n=20, seed=0)["fewshot"] == a["fewshot"]

@@ -21,11 +21,15 @@ def test_synthvox_recipe_smoke(tmp_path):
     assert sorted(p.name for p in (exp / ".done").iterdir()) == [f"stage{i}" for i in range(9)]
     runs = sorted(exp.glob("finetune/sv024_sv025/*/p*/seed0"))
     assert [f"{p.parent.parent.name}/{p.parent.name}" for p in runs] == [
-        "huber/p0.00", "huber/p0.30", "l2/p0.00", "l2/p0.30", "scheduled_huber/p0.00", "scheduled_huber/p0.30"]
+        "huber_d0.1/p0.00", "huber_d0.1/p0.30", "l2/p0.00", "l2/p0.30",
+        "scheduled_huber_exponential_dmin0.1/p0.00", "scheduled_huber_exponential_dmin0.1/p0.30"]
     corrupt = (exp / "fewshot/sv024_sv025/p0.30/corrupt").read_text().split()
     assert len(corrupt) == 2 and all(u.startswith("sv024-intruder-sv025_") for u in corrupt)
     summary = json.loads((runs[0] / "score/step_0000004/summary.json").read_text())
     assert summary["loss"] == "huber" and summary["p"] == 0.0 and summary["step"] == 4 and summary["n_gen"] == 2
+    assert summary["arm"] == "huber(δ=0.1)" and summary["vocoder"] == "griffinlim" and summary["p_actual"] == 0
+    step0 = json.loads((exp / "finetune/sv024_sv025/step0/score/step_0000000/summary.json").read_text())
+    assert step0["kind"] == "step0" and step0["n_gen"] == 2
     with open(exp / "report/results.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 3 * 2 * 2  # losses x p x steps

@@ -1,6 +1,7 @@
 """Synthesis: official computation path, per-utterance seeds, texts, speakers, wav outputs and skipping."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -12,8 +13,9 @@ import torch
 from gradtts.model.checkpoint import save_checkpoint
 from gradtts.model.config import build_model
 from gradtts.model.masks import fix_len_compatibility, sequence_mask
-from gradtts.synth import (SynthConfig, read_texts, resolve_speaker, run_synthesis, synthesize_mels,
-                           utterance_seed)
+from gradtts.synth import (SynthCacheError, SynthConfig, read_texts, resolve_speaker, run_synthesis,
+                           synthesize_mels, utterance_seed)
+from gradtts.text import BLANK_ID, intersperse, text_to_sequence
 from gradtts.train.cli import compose
 
 
@@ -67,17 +69,25 @@ def test_deterministic_per_seed_and_independent_of_other_texts(tiny, stoc):
     assert all(torch.equal(a, b) for a, b in zip(batched, synthesize_mels(model, TOKENS, seeds, **dict(kw, batch_size=3))))
 
 
-def test_read_texts_and_speakers(tmp_path, tiny):
+def test_read_texts_formats_are_explicit(tmp_path, tiny):
     f = tmp_path / "t.txt"
-    f.write_text("utt_a\tHello there.\n\nJust a sentence\n")
-    assert read_texts(f) == [("utt_a", "Hello there."), ("line0003", "Just a sentence")]
+    f.write_text("utt_a Hello there.\n\nutt_b\tTabbed, too.\n")
+    assert read_texts(f, "kaldi") == [("utt_a", "Hello there."), ("utt_b", "Tabbed, too.")]
+    # plain: the whole line is the sentence, whatever whitespace it holds; ids come from line numbers
+    assert read_texts(f, "plain") == [("line0001", "utt_a Hello there."), ("line0003", "utt_b\tTabbed, too.")]
+    assert read_texts(f) == read_texts(f, "plain")
     (tmp_path / "set").mkdir()
-    (tmp_path / "set/test_texts.txt").write_text("x1\tOne.\nx1\tTwo.\n")
+    (tmp_path / "set/test_texts.txt").write_text("x1 One.\nx1 Two.\n")
     with pytest.raises(ValueError, match=r"test_texts.txt:2: utterance id 'x1' repeats line 1"):
-        read_texts(tmp_path / "set")
-    (tmp_path / "bad.txt").write_text("a b/c\tOne.\n")
+        read_texts(tmp_path / "set", "plain")  # a few-shot dir is always a Kaldi table
+    (tmp_path / "bad.txt").write_text("a/b One.\n")
     with pytest.raises(ValueError, match="bad.txt:1: utterance id"):
-        read_texts(tmp_path / "bad.txt")
+        read_texts(tmp_path / "bad.txt", "kaldi")
+    (tmp_path / "lonely.txt").write_text("only_an_id\n")
+    with pytest.raises(ValueError, match="lonely.txt:1: expected 'utt_id sentence'"):
+        read_texts(tmp_path / "lonely.txt", "kaldi")
+    with pytest.raises(ValueError, match="text_format='csv'"):
+        read_texts(f, "csv")
 
     class Info:
         path, spk2id, extra = "ck.pt", {"a": 0, "T": 2}, {"new_speakers": ["T"]}
@@ -87,23 +97,66 @@ def test_read_texts_and_speakers(tmp_path, tiny):
         resolve_speaker("zz", Info, 3)
 
 
-def test_run_synthesis_writes_wavs_and_skips_existing(tmp_path, tiny):
+def test_run_synthesis_writes_wavs_records_and_skips_existing(tmp_path, tiny):
     _, ckdir = tiny
     texts = tmp_path / "texts.txt"
-    texts.write_text("s1\tThe cat sat.\ns2\tA second, longer test sentence here.\n")
-    cfg = SynthConfig(texts=str(texts), checkpoints=[str(ckdir)], steps=[20], out_dir=str(tmp_path / "syn"),
-                      n_timesteps=2, vocoder="griffinlim", device="cpu", save_mels=True)
+    texts.write_text("s1 The cat sat.\ns2 A second, longer test sentence here.\n")
+    cfg = SynthConfig(texts=str(texts), text_format="kaldi", checkpoints=[str(ckdir)], steps=[20],
+                      out_dir=str(tmp_path / "syn"), n_timesteps=2, vocoder="griffinlim", device="cpu", save_mels=True)
     report = run_synthesis(cfg)
     out = tmp_path / "syn/step_0000020"
     assert report[str(ckdir / "step_0000020.pt")] == {"out": str(out), "written": 2, "skipped": 0}
+    assert report["vocoder"] == "griffinlim"
     assert not (tmp_path / "syn/step_0000010").exists()
-    for u in ("s1", "s2"):
+    rec = json.loads((out / "synth.json").read_text())
+    assert rec["settings"]["vocoder"] == {"name": "griffinlim"} and rec["settings"]["n_timesteps"] == 2
+    assert rec["settings"]["temperature"] == 1.5 and rec["settings"]["speaker"] == 2 and rec["settings"]["step"] == 20
+    for u, text in (("s1", "The cat sat."), ("s2", "A second, longer test sentence here.")):
         wav, sr = sf.read(out / f"{u}.wav")
         mel = np.load(out / f"{u}.npy")
         assert sr == 22050 and len(wav) == mel.shape[1] * 256 and np.abs(wav).max() > 0
+        assert rec["utts"][u]["text"] == text and rec["utts"][u]["frames"] == mel.shape[1]
+        assert rec["utts"][u]["tokens"] == intersperse(text_to_sequence(text), BLANK_ID)
+        assert rec["utts"][u]["noise_seed"] == utterance_seed(0, u)
     (out / "s1.wav").write_bytes(b"kept")
     again = run_synthesis(cfg)
     assert again[str(ckdir / "step_0000020.pt")]["skipped"] == 2 and (out / "s1.wav").read_bytes() == b"kept"
+    # A changed sentence for an existing id is re-synthesised, the other one kept.
+    texts.write_text("s1 The dog sat.\ns2 A second, longer test sentence here.\n")
+    assert run_synthesis(cfg)[str(ckdir / "step_0000020.pt")]["written"] == 1
+    assert (out / "s1.wav").read_bytes() != b"kept"
+
+
+@pytest.mark.parametrize("change, shown", [({"n_timesteps": 3}, "n_timesteps: 2 -> 3"),
+                                           ({"temperature": 1.0}, "temperature: 1.5 -> 1.0"),
+                                           ({"length_scale": 0.91}, "length_scale: 1.0 -> 0.91"),
+                                           ({"seed": 1}, "seed: 0 -> 1")])
+def test_synthesis_cache_refuses_other_settings(tmp_path, tiny, change, shown):
+    _, ckdir = tiny
+    texts = tmp_path / "texts.txt"
+    texts.write_text("s1 The cat sat.\n")
+    base = dict(texts=str(texts), text_format="kaldi", checkpoints=[str(ckdir)], steps=[10],
+                out_dir=str(tmp_path / "syn"), n_timesteps=2, vocoder="griffinlim", device="cpu")
+    run_synthesis(SynthConfig(**base))
+    wav = (tmp_path / "syn/step_0000010/s1.wav").read_bytes()
+    with pytest.raises(SynthCacheError, match=re.escape(shown)):
+        run_synthesis(SynthConfig(**{**base, **change}))
+    assert (tmp_path / "syn/step_0000010/s1.wav").read_bytes() == wav  # nothing mixed in
+    rep = run_synthesis(SynthConfig(**{**base, **change, "overwrite": True}))
+    assert rep[str(ckdir / "step_0000010.pt")]["written"] == 1
+    rec = json.loads((tmp_path / "syn/step_0000010/synth.json").read_text())
+    assert all(rec["settings"][k] == v for k, v in change.items())
+
+
+def test_synthesis_refuses_wavs_of_unknown_settings(tmp_path, tiny):
+    _, ckdir = tiny
+    (tmp_path / "t.txt").write_text("Hello.\n")
+    (tmp_path / "syn/step_0000010").mkdir(parents=True)
+    (tmp_path / "syn/step_0000010/old.wav").write_bytes(b"x")
+    cfg = SynthConfig(texts=str(tmp_path / "t.txt"), checkpoints=[str(ckdir)], steps=[10],
+                      out_dir=str(tmp_path / "syn"), n_timesteps=2, vocoder="griffinlim", device="cpu")
+    with pytest.raises(SynthCacheError, match="without a synth.json"):
+        run_synthesis(cfg)
 
 
 def test_official_dictionary_must_be_given(tmp_path, tiny):
@@ -120,9 +173,10 @@ def test_official_dictionary_must_be_given(tmp_path, tiny):
 
 def test_cli(tmp_path, tiny):
     _, ckdir = tiny
-    (tmp_path / "t.txt").write_text("c1\tGood morning.\n")
+    (tmp_path / "t.txt").write_text("c1 Good morning.\n")
     r = subprocess.run([sys.executable, "-m", "gradtts.synth", f"synth.texts={tmp_path / 't.txt'}",
-                        f"synth.checkpoints=[{ckdir / 'step_0000010.pt'}]", f"synth.out_dir={tmp_path / 'o'}",
+                        "synth.text_format=kaldi", f"synth.checkpoints=[{ckdir / 'step_0000010.pt'}]",
+                        f"synth.out_dir={tmp_path / 'o'}",
                         "synth.n_timesteps=2", "synth.vocoder=griffinlim", "synth.device=cpu"],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]

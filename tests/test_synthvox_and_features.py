@@ -1,6 +1,7 @@
 """The embedded synthetic corpus and the feature stage (including bad items and interrupted runs)."""
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -15,6 +16,7 @@ from data_prep.sentences import generate_sentences
 from data_prep.synthvox import voice_table
 from gradtts.data.datadir import DataDir, read_datadir, write_datadir
 from gradtts.data.manifest import read_manifest, read_meta
+from gradtts.io import is_temp_name
 
 needs_tts = pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.which("flite")),
                                reason="espeak-ng/flite not installed (apt-get install -y espeak-ng flite)")
@@ -102,21 +104,46 @@ def test_interrupted_feature_run_recovers(corpus, tmp_path):
     write_datadir(tmp_path / "data", d)
     feats = tmp_path / "feats"
     cmd = [sys.executable, "-m", "data_prep.features", str(tmp_path / "data"), str(feats), "--jobs", "1", "--no-progress"]
-    proc = subprocess.Popen(cmd)
+    # Its own session, so that the kill takes the pool worker (which does the writing) with it, as a
+    # scheduler or the OOM killer would; a surviving worker would keep writing while we look.
+    proc = subprocess.Popen(cmd, start_new_session=True)
     deadline = time.time() + 60
     while time.time() < deadline and len(list(feats.rglob("*.npy"))) < 20:
         time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    done = list(feats.rglob("*.npy"))
+    deadline = time.time() + 10  # the worker is reaped by init; a zombie left past this writes nothing
+    while time.time() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    # What a reader of the killed run's output picks up: no manifest yet, and every *.npy is complete
+    # (the mel being written when the kill landed, if any, is a temporary file no output glob matches).
+    done = {f: f.stat().st_mtime_ns for f in feats.rglob("*.npy")}
     assert 0 < len(done) < len(d.utts) and not (feats / "manifest.jsonl").exists()
-    for f in done:  # every file that looks complete is complete
+    for f in done:
         assert np.load(f).shape[0] == 80
-    (feats / "mels" / "sv002" / ".stale.tmp.npy").write_bytes(b"half")
-    assert subprocess.run(cmd).returncode == 0
+    # Whether or not the kill landed mid-write, make sure the re-run meets a partial file to clear.
+    killed = [f for f in feats.rglob("*") if is_temp_name(f.name)]
+    planted = feats / "mels" / "sv002" / ".sv002_99_0000.npy.atomic-0123abcd.tmp"
+    planted.parent.mkdir(parents=True, exist_ok=True)
+    planted.write_bytes(b"\x93NUMPY half")
+    assert is_temp_name(planted.name) and len(killed) <= 1
+    print(f"killed run: {len(done)} finished mels, {len(killed)} partial")
+    user_file = feats / "mels" / "sv002" / ".notes.tmp"  # not the writer's pattern: kept
+    user_file.write_text("mine")
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert f"removed {len(killed) + 1} partial file(s)" in r.stderr
+    # The re-run finishes the set, reuses the finished mels, and leaves no temporary file.
     entries = read_manifest(feats)
     assert len(entries) == len(d.utts)
     assert all(e.load_mel(feats).shape == (80, e.frames) for e in entries)
+    assert {f for f in feats.rglob("*.npy")} == {feats / e.mel for e in entries}
+    assert all(f.stat().st_mtime_ns == t for f, t in done.items())
+    assert not [f for f in feats.rglob("*") if is_temp_name(f.name)] and user_file.read_text() == "mine"
 
 
 @needs_tts

@@ -1,6 +1,7 @@
 """Training data: manifest checks, bucketed sampler (deterministic, resumable, sharded), collate."""
 
 import json
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -77,14 +78,53 @@ def test_bucket_sampler_is_deterministic_bucketed_and_resumable():
     assert spread < 0.5 * np.mean([np.ptp(rng.choice(lengths, 8)) for _ in range(200)])
     s.set_position(1, 5)
     assert list(s) == s.epoch_batches(1)[5:] and len(s) == len(e0) - 5
-    assert len(BucketBatchSampler(lengths, 8, drop_last=True).epoch_batches(0)) == 103 // 8
+    assert len(BucketBatchSampler(lengths, 8, bucket_batches=4, drop_last=True).epoch_batches(0)) == 103 // 8
 
 
 def test_bucket_sampler_shards_ranks_equally_and_small_sets_are_one_batch():
-    lengths = list(range(10, 33))  # 23 items, batch 4 -> 6 batches -> 2 per rank for 3 ranks
-    ranks = [BucketBatchSampler(lengths, 4, seed=1, rank=r, world=3) for r in range(3)]
+    lengths = list(range(10, 33))  # 23 items, buckets of 8, batch 4 -> 6 batches -> 2 per rank for 3 ranks
+    ranks = [BucketBatchSampler(lengths, 4, seed=1, bucket_batches=2, rank=r, world=3) for r in range(3)]
     per = [r.rank_batches(0) for r in ranks]
     assert [len(p) for p in per] == [2, 2, 2]
     assert sorted(i for p in per for b in p for i in b) == list(range(23))
     small = BucketBatchSampler([5, 6, 7], batch_size=16, seed=0)
     assert [sorted(b) for b in small.epoch_batches(0)] == [[0, 1, 2]]
+
+
+def test_few_shot_sampler_reshuffles_equal_full_batches():
+    # 20 clips sorted by length, batch 8: one bucket (32 * 8 >= 20). Sorting it would make the 4
+    # longest clips a batch of their own in every epoch; instead each epoch is 2 permutations = 5 batches.
+    lengths = list(range(100, 2100, 100))
+    s = BucketBatchSampler(lengths, batch_size=8, seed=3)
+    epochs = [s.epoch_batches(e) for e in range(6)]
+    assert all(len(e) == 5 for e in epochs)
+    assert all(len(b) == 8 and len(set(b)) == 8 for e in epochs for b in e)      # full, no clip twice
+    for e in epochs:                                                             # each clip twice per epoch
+        assert Counter(i for b in e for i in b) == {i: 2 for i in range(20)}
+    assert {frozenset(b) for b in epochs[0]} != {frozenset(b) for b in epochs[1]}
+    longest = set(range(16, 20))
+    together = [any(longest <= set(b) for b in e) for e in epochs]
+    assert not all(together) and sum(together) <= 2
+    # Deterministic in (seed, epoch), different for another seed.
+    assert epochs[2] == BucketBatchSampler(lengths, 8, seed=3).epoch_batches(2)
+    assert epochs[2] != BucketBatchSampler(lengths, 8, seed=4).epoch_batches(2)
+    # Mid-epoch resume yields the remaining batches of that epoch.
+    s.set_position(3, 2)
+    assert list(s) == epochs[3][2:] and len(s) == 3
+    s.set_position(4)
+    assert list(s) == epochs[4]
+
+
+def test_few_shot_sampler_balances_awkward_sizes_and_ranks():
+    # (clips, batch, ranks): permutation boundaries inside batches; batch = whole set; sharded.
+    for n, batch, world in [(9, 8, 1), (10, 8, 1), (13, 5, 1), (8, 8, 1), (20, 8, 2), (23, 4, 3), (6, 16, 2)]:
+        ranks = [BucketBatchSampler(list(range(n, 0, -1)), batch, seed=7, rank=r, world=world) for r in range(world)]
+        size = min(batch, n)
+        for epoch in range(3):
+            per = [r.rank_batches(epoch) for r in ranks]
+            assert len({len(p) for p in per}) == 1                               # ranks take equally many
+            batches = [b for p in per for b in p]
+            assert all(len(b) == size and len(set(b)) == size for b in batches), (n, batch, world)
+            counts = Counter(i for b in batches for i in b)
+            assert sorted(counts) == list(range(n)) and len(set(counts.values())) == 1, (n, batch, world)
+    assert [sorted(b) for b in BucketBatchSampler([3, 1, 2], 8, seed=0).epoch_batches(5)] == [[0, 1, 2]]

@@ -16,4 +16,4 @@ fi
 cd "$root"
 exec "$root/recipes/fewshot.sh" --exp "$root/exp/librispeech_mini" --local_data "$here/local/data.sh" \
   --pairs "19:26" --fractions "0 0.30" --seeds 0 --ft_steps 120 --save_steps 60,120 --n_test 6 --device cpu \
-  --results_md "$here/RESULTS.md" ${base:+--base_ckpt "$base"} data.batch_size=8 data.out_size=128 optim.lr=4e-4 "$@"
+  ${base:+--base_ckpt "$base"} data.batch_size=8 data.out_size=128 optim.lr=4e-4 "$@"

@@ -34,5 +34,5 @@ cd "$root"
 exec "$root/recipes/fewshot.sh" --exp "$root/exp/libritts" --local_data "$here/local/data.sh" \
   --local_data_args "--corpus_root $corpus_root --base_subsets ${base_subsets// /,} --study_subsets ${study_subsets// /,} --speakers $speakers" \
   --pairs "$pairs" --seeds 0,1,2 --fractions "0 0.15 0.30 0.45" --ft_steps 2000 --save_steps 250,500,1000,2000 \
-  --n_shot 20 --n_ref 10 --n_test 10 --base_experiment base --results_md "$here/RESULTS.md" \
+  --n_shot 20 --n_ref 10 --n_test 10 --base_experiment base \
   "${rest[@]+"${rest[@]}"}"

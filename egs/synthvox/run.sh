@@ -4,6 +4,8 @@
 #   egs/synthvox/run.sh --preset gpu         # official-size model, 3 pairs x 3 seeds x p in {0, .15, .30, .45}
 #   egs/synthvox/run.sh --preset smoke       # seconds-long end-to-end check with a tiny model (CI)
 #   egs/synthvox/run.sh --base_ckpt PATH --stage 4 loss.delta_min=0.01   # own base model, Hydra overrides
+# A run writes only under exp/. Refreshing the committed results is explicit (curated text is kept):
+#   egs/synthvox/run.sh --stage 8 --force_stage 8 --results_md egs/synthvox/RESULTS.md
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -41,14 +43,14 @@ case "$preset" in
           --ft_steps 120 --save_steps 60,120 --n_shot 20 --n_test 6 --n_ref 10 --grid_jobs 1 --device cpu
           --base_experiment base_cpu
           --local_data_args "--base_voices $base_voices --base_utts 60 --study_voices 2 --study_utts 45"
-          --results_md "$here/RESULTS.md" data.batch_size=8 data.out_size=128 optim.lr=4e-4)
+          data.batch_size=8 data.out_size=128 optim.lr=4e-4)
     [ -f "$committed_base" ] && opts+=(--base_ckpt "$committed_base")
     ;;
   gpu)
     opts=(--exp "${exp:-$root/exp/synthvox_gpu}" --pairs "sv024:sv025 sv026:sv027 sv028:sv029" --seeds 0,1,2
           --fractions "0 0.15 0.30 0.45" --ft_steps 2000 --save_steps 250,500,1000,2000 --base_experiment base
           --local_data_args "--base_voices 24 --base_utts 60 --study_voices 6 --study_utts 45"
-          --results_md "$here/RESULTS.md")
+          )
     ;;
   smoke)
     opts=(--exp "${exp:-$root/exp/synthvox_smoke}" --pairs "sv024:sv025" --fractions "0 0.30" --seeds 0

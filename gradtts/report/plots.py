@@ -1,4 +1,5 @@
-"""R and L against fine-tuning step: one line per loss, one panel per corruption level, 95 % CI bands."""
+"""Metrics against fine-tuning step: one line per arm (or comparison), one panel per corruption level,
+pair-level 95 % intervals as error bars."""
 
 from __future__ import annotations
 
@@ -9,32 +10,48 @@ from typing import Sequence
 from gradtts.io import atomic_path
 
 
-def plot_metric(agg: Sequence[dict], metric: str, path: str | os.PathLike, title: str | None = None) -> None:
+def plot_metric(agg: Sequence[dict], metric: str, path: str | os.PathLike, title: str | None = None,
+                series: str = "arm", note: str | None = None) -> None:
+    """Plot ``metric`` ± ``{metric}_ci`` of ``agg`` rows against ``step``, one line per ``series`` value.
+
+    Panels are the p > 0 levels (p = 0 is the reference of R and L, flat at 0), or every level when
+    the rows hold none above 0. Rows whose metric is NaN are left out; a figure without any point still
+    gets written, with ``note`` (or a default) saying why it is empty, so a report always has its files.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ps = sorted({float(r["p"]) for r in agg if float(r["p"]) > 0}) or sorted({float(r["p"]) for r in agg})
-    losses = sorted({r["loss"] for r in agg})
+    pts_rows = [r for r in agg if not math.isnan(float(r[metric]))]
+    ps = (sorted({float(r["p"]) for r in agg if float(r["p"]) > 0}) or sorted({float(r["p"]) for r in agg})
+          or [math.nan])
+    names = sorted({str(r[series]) for r in pts_rows})
+    all_steps = [int(r["step"]) for r in pts_rows]
+    # Lines share their steps: shift each series sideways a little so the error bars do not overlap.
+    dodge = 0.012 * ((max(all_steps) - min(all_steps)) or 1) if all_steps else 0.0
     fig, axes = plt.subplots(1, len(ps), figsize=(4.2 * len(ps), 3.4), sharey=True, squeeze=False)
     for ax, p in zip(axes[0], ps):
-        for loss in losses:
+        for i, name in enumerate(names):
             pts = sorted((int(r["step"]), float(r[metric]), float(r[f"{metric}_ci"]))
-                         for r in agg if r["loss"] == loss and float(r["p"]) == p)
+                         for r in pts_rows if str(r[series]) == name and float(r["p"]) == p)
             if not pts:
                 continue
             steps, means, halves = zip(*pts)
-            line, = ax.plot(steps, means, marker="o", label=loss)
-            lo = [m - (h if not math.isnan(h) else 0) for m, h in zip(means, halves)]
-            hi = [m + (h if not math.isnan(h) else 0) for m, h in zip(means, halves)]
-            ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.2)
+            xs = [s + (i - (len(names) - 1) / 2) * dodge for s in steps]
+            # An undefined interval (one pair) is drawn as a bare point, not as a zero-width bar.
+            ax.errorbar(xs, means, yerr=[0.0 if math.isnan(h) else h for h in halves], marker="o",
+                        capsize=3, label=name)
         ax.axhline(0, color="grey", lw=0.8)
-        ax.set_title(f"p = {p:.2f}")
+        ax.set_title(f"p = {p:.2f}" if not math.isnan(p) else "")
         ax.set_xlabel("fine-tuning step")
         ax.grid(alpha=0.3)
+    if not pts_rows:
+        axes[0][0].text(0.5, 0.5, note or f"no {metric} values to plot", ha="center", va="center",
+                        transform=axes[0][0].transAxes, wrap=True)
     axes[0][0].set_ylabel(metric)
-    axes[0][-1].legend(fontsize=8)
+    if names:
+        axes[0][-1].legend(fontsize=8)
     fig.suptitle(title or metric)
     fig.tight_layout()
     with atomic_path(path) as tmp:

@@ -8,6 +8,11 @@ References are Kaldi data dirs (their wav.scp is read) or folders of audio files
 ``scores.csv`` (one row per generated file: cosine to each reference centroid) and
 ``summary.json`` (S_T, S_C, counts and the ``meta`` fields, added with Hydra's ``+meta.KEY=VALUE``),
 which ``gradtts-report`` collects.
+
+``summary.json`` also stores its cache key: the encoder and the content digests of every generated and
+reference file. An existing summary is reused only when that key matches (new ``meta`` fields are
+merged in); otherwise the scores are recomputed, so re-synthesised audio or another encoder never
+returns stale numbers.
 """
 
 from __future__ import annotations
@@ -51,8 +56,16 @@ def audio_files(path: str | Path) -> list[Path]:
     return files
 
 
+def _digests(files: list[Path]) -> dict[str, str]:
+    import hashlib
+
+    return {f.name: hashlib.sha1(f.read_bytes()).hexdigest() for f in files}
+
+
 def score(cfg: ScoreConfig) -> dict:
     """Run the scoring; returns the summary (also written to ``out_dir/summary.json``)."""
+    import logging
+
     import numpy as np
 
     from gradtts.io import atomic_write_text
@@ -61,21 +74,34 @@ def score(cfg: ScoreConfig) -> dict:
     from gradtts.scoring.similarity import centroid, cosine_to
 
     out = Path(cfg.out_dir)
-    if (out / "summary.json").is_file() and not cfg.overwrite:
-        return json.loads((out / "summary.json").read_text())
-    enc = load_speaker_encoder(cfg.encoder, cfg.encoder_source, cfg.device, cfg.cache_dir)
     gen = audio_files(cfg.gen_dir)
-    e_gen = enc.embed_files(gen, progress=True)
     refs = {"T": cfg.ref_target, **({"C": cfg.ref_intruder} if cfg.ref_intruder else {})}
+    ref_files = {role: audio_files(ref) for role, ref in refs.items()}
+    key = {"encoder": cfg.encoder, "encoder_source": cfg.encoder_source, "gen": _digests(gen),
+           **{f"ref_{role}": _digests(files) for role, files in ref_files.items()}}
+    file = out / "summary.json"
+    if file.is_file() and not cfg.overwrite:
+        try:
+            old = json.loads(file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            old = {}
+        if old.get("key") == key:
+            merged = {**old, **dict(cfg.meta)}
+            if merged != old:
+                atomic_write_text(file, json.dumps(merged, indent=2) + "\n")
+            return merged
+        logging.getLogger(__name__).info("%s: stale (encoder, generated or reference audio changed): rescoring", file)
+    enc = load_speaker_encoder(cfg.encoder, cfg.encoder_source, cfg.device, cfg.cache_dir)
+    e_gen = enc.embed_files(gen, progress=True)
     cos = {}
-    for role, ref in refs.items():
-        cos[role] = cosine_to(e_gen, centroid(enc.embed_files(audio_files(ref), progress=True)))
+    for role, files in ref_files.items():
+        cos[role] = cosine_to(e_gen, centroid(enc.embed_files(files, progress=True)))
     rows = [{"file": str(f), **{f"cos_{r}": float(c[i]) for r, c in cos.items()}} for i, f in enumerate(gen)]
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "scores.csv", rows)
     summary = {"S_T": float(np.mean(cos["T"])), "S_C": float(np.mean(cos["C"])) if "C" in cos else None,
-               "n_gen": len(gen), "encoder": cfg.encoder, "gen_dir": str(cfg.gen_dir), **dict(cfg.meta)}
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+               "n_gen": len(gen), "encoder": cfg.encoder, "gen_dir": str(cfg.gen_dir), **dict(cfg.meta), "key": key}
+    atomic_write_text(file, json.dumps(summary, indent=2) + "\n")
     return summary
 
 

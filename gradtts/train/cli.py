@@ -11,12 +11,23 @@ from omegaconf import DictConfig
 SCHEMA_NAME = "train_schema"
 
 
+def register_resolvers() -> None:
+    """``${loss_tag:${loss}}``: a directory name that tells losses *and* their δ settings apart."""
+    from omegaconf import OmegaConf
+
+    from gradtts.train.identity import loss_tag
+
+    if not OmegaConf.has_resolver("loss_tag"):
+        OmegaConf.register_new_resolver("loss_tag", loss_tag)
+
+
 def register_schema() -> None:
     """Put the typed schema into Hydra's ConfigStore (``train.yaml`` lists it first in its defaults)."""
     from hydra.core.config_store import ConfigStore
 
     from gradtts.train.config import TrainConfig
 
+    register_resolvers()
     ConfigStore.instance().store(name=SCHEMA_NAME, node=TrainConfig)
 
 
@@ -38,13 +49,14 @@ def main() -> None:
     """Console entry: ``gradtts-train [experiment=...] [key=value ...]`` (torchrun-compatible)."""
     from gradtts.config import hydra_entry
     from gradtts.train.config import TrainConfig
+    from gradtts.train.identity import RunIdentityError
     from gradtts.train.loop import NonFiniteLossError, train
 
     @hydra_entry("train", SCHEMA_NAME, TrainConfig)
     def _run(cfg: DictConfig) -> None:
         try:
             summary = train(cfg)
-        except NonFiniteLossError as exc:
+        except (NonFiniteLossError, RunIdentityError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(3)
         if int(os.environ.get("RANK", "0")) == 0:
@@ -52,6 +64,9 @@ def main() -> None:
 
     _run()
 
+
+# Registered on import: Hydra's joblib/SLURM workers unpickle the task in fresh processes that never run main().
+register_resolvers()
 
 if __name__ == "__main__":
     main()

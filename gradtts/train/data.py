@@ -1,4 +1,4 @@
-"""Training data: a features manifest, its dataset, a bucketed resumable batch sampler and the collate.
+"""Training data: a features manifest, its dataset, a resumable (bucketed) batch sampler and the collate.
 
 A features dir holds ``manifest.jsonl`` (one JSON object per line: utt, spk, text, tokens (already
 interspersed with blanks), mel (``.npy`` float32 ``[80, frames]`` relative to the dir), frames,
@@ -8,6 +8,7 @@ corrupt) and ``meta.json`` (``dictionary``, ``add_blank``, ``mel``).
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,13 +149,24 @@ def collate(batch) -> dict:
 
 
 class BucketBatchSampler(torch.utils.data.Sampler):
-    """Length-bucketed, shuffled batches; deterministic in (seed, epoch) and resumable mid-epoch.
+    """Shuffled batches, length-bucketed for large sets; deterministic in (seed, epoch) and resumable mid-epoch.
 
-    Each epoch: a seeded permutation, cut into buckets of ``batch_size * bucket_batches`` items,
-    each bucket sorted by length and cut into batches, then the batch order shuffled. Under
-    data-parallel training every rank takes every ``world``-th batch (the list is padded by repeating
-    batches so that ranks get equally many). :meth:`set_position` picks the epoch and the number of
-    this rank's batches already consumed.
+    A set larger than one bucket (``batch_size * bucket_batches`` items), each epoch: a seeded
+    permutation, cut into buckets, each bucket sorted by length and cut into batches, then the batch
+    order shuffled (one pass over the set; the last batch of a bucket may be smaller).
+
+    A set that fits in one bucket (a few-shot set) is not sorted: sorting would put the same longest
+    clips together in every epoch, in a smaller batch that gets a large share of the updates. Its
+    epoch is instead ``k`` fresh seeded permutations concatenated and cut into batches of exactly
+    ``batch_size``, where ``k`` is the least number that makes the batch count a multiple of
+    ``batch_size * world``; every clip is then seen exactly ``k`` times per epoch, and batch
+    membership changes from epoch to epoch. Where a batch straddles two permutations, the head of the
+    next permutation is reordered so that no clip appears twice in it. With ``batch_size`` at least
+    the set size, the batch is the whole set, once per epoch.
+
+    Under data-parallel training every rank takes every ``world``-th batch (the list is padded by
+    repeating batches so that ranks get equally many). :meth:`set_position` picks the epoch and the
+    number of this rank's batches already consumed.
     """
 
     def __init__(self, lengths: Sequence[int], batch_size: int, seed: int = 0, bucket_batches: int = 32,
@@ -169,9 +181,26 @@ class BucketBatchSampler(torch.utils.data.Sampler):
         self.rank, self.world = rank, world
         self.epoch, self.start = 0, 0
 
+    @property
+    def one_bucket(self) -> bool:
+        """Whether the set fits in one bucket and gets equal-size, reshuffled batches."""
+        return len(self.lengths) <= self.bucket
+
     def epoch_batches(self, epoch: int) -> list[list[int]]:
         """All batches of ``epoch`` across ranks, in order."""
         rng = np.random.default_rng([self.seed, epoch])
+        if len(self.lengths) == 0:
+            return []
+        if self.one_bucket:
+            batches = self._balanced_batches(rng)
+        else:
+            batches = self._bucketed_batches(rng)
+        if self.world > 1 and len(batches) % self.world:
+            batches += batches[:self.world - len(batches) % self.world]
+        return batches
+
+    def _bucketed_batches(self, rng: np.random.Generator) -> list[list[int]]:
+        """One pass over a large set: length-sorted batches of shuffled buckets, in shuffled order."""
         perm = rng.permutation(len(self.lengths))
         batches = []
         for s in range(0, len(perm), self.bucket):
@@ -181,10 +210,26 @@ class BucketBatchSampler(torch.utils.data.Sampler):
         if self.drop_last and len(batches) > 1 and len(batches[-1]) < self.batch_size:
             batches.pop()
         order = rng.permutation(len(batches))
-        batches = [batches[i] for i in order]
-        if self.world > 1 and len(batches) % self.world:
-            batches += batches[:self.world - len(batches) % self.world]
-        return batches
+        return [batches[i] for i in order]
+
+    def _balanced_batches(self, rng: np.random.Generator) -> list[list[int]]:
+        """``k`` permutations of a small set cut into full batches, no clip twice in a batch."""
+        n, b = len(self.lengths), self.batch_size  # b <= n (batch_size is capped at the set size)
+        # The least k with k * n a multiple of b * world: equal counts per clip and per rank, no padding.
+        k = b * self.world // math.gcd(n, b * self.world)
+        seq: list[int] = []
+        for _ in range(k):
+            perm = rng.permutation(n).tolist()
+            tail = len(seq) % b  # clips of the previous permutation in the batch that straddles
+            if tail:
+                # That batch takes b - tail clips from this permutation: the first ones not in its
+                # tail (there are n - tail >= b - tail), the rest keep their order.
+                taken = set(seq[-tail:])
+                head = [i for i in perm if i not in taken][:b - tail]
+                chosen = set(head)
+                perm = head + [i for i in perm if i not in chosen]
+            seq += perm
+        return [seq[i:i + b] for i in range(0, len(seq), b)]
 
     def set_position(self, epoch: int, start: int = 0) -> None:
         self.epoch, self.start = epoch, start

@@ -30,6 +30,7 @@ from gradtts.train import ddp
 from gradtts.train.adapt import add_speaker_rows, apply_train_mode, clip_groups, set_trainable
 from gradtts.train.config import TrainConfig
 from gradtts.train.data import BucketBatchSampler, ManifestError, MelDataset, collate, read_manifest
+from gradtts.train.identity import arm_of, check_same_run, digest, loss_label, loss_tag, run_identity
 from gradtts.train.speed import autocast_module, compile_module, fused_adam_available, precision_dtype
 from gradtts.train.state import CheckpointDir, load_training_state, rng_restore, rng_snapshot, step_name
 from gradtts.train.tracker import UtteranceTracker
@@ -106,6 +107,8 @@ class Trainer:
         if not items:
             raise ManifestError(f"{manifest.root}: no utterances left after data.skip_corrupt/data.max_frames")
         self.manifest, self.items = manifest, items
+        feats = Path(cfg.data.feats_dir)
+        self.identity = run_identity(cfg, feats / "manifest.jsonl" if feats.is_dir() else feats)
         self._build_model(manifest, items)
         self._check_tokens(items)
 
@@ -214,6 +217,7 @@ class Trainer:
         if latest is None:
             return False
         state = load_training_state(latest)
+        check_same_run(latest, state.get("identity"), self.identity)
         try:
             self.model.load_state_dict(state["model"], strict=True)
         except RuntimeError as exc:
@@ -252,7 +256,7 @@ class Trainer:
                 optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(), rng=rngs,
                 sampler={"epoch": self.epoch, "batch": self.batch_in_epoch},
                 tracker=self.tracker.state_dict() if self.tracker else None,
-                train=OmegaConf.to_container(self.cfg, resolve=True), n_base_spks=self.n_base_spks,
+                train=OmegaConf.to_container(self.cfg, resolve=True), identity=self.identity, n_base_spks=self.n_base_spks,
                 new_speakers=list(self.new_speakers), trainable=list(self.parts), loss=repr(self.loss.loss))
             path = self.ckpts.save(self.step, payload, OmegaConf.to_yaml(self.cfg, resolve=True))
             if self.tracker is not None:
@@ -261,6 +265,17 @@ class Trainer:
         ddp.barrier(self.ctx)
         self.last_good = self.ckpts.path(self.step)
         return path
+
+    def run_record(self) -> dict[str, Any]:
+        """What ``run.json`` says of this run: identity, arm, and what was actually trained on."""
+        n_corrupt = sum(1 for it in self.items if it.corrupt)
+        study = self.cfg.get("study")
+        return {"identity": self.identity, "arm_id": digest(arm_of(self.identity)), "arm": loss_label(self.cfg.loss),
+                "loss": str(self.cfg.loss.name), "loss_tag": loss_tag(self.cfg.loss), "seed": int(self.cfg.trainer.seed),
+                "study": OmegaConf.to_container(study, resolve=True) if study is not None else None,
+                "feats_dir": str(self.manifest.root), "n_train": len(self.items), "n_corrupt": n_corrupt,
+                "p_actual": n_corrupt / len(self.items), "base_checkpoint": self.cfg.adapt.checkpoint,
+                "new_speakers": list(self.new_speakers)}
 
     # ---- logging --------------------------------------------------------------------------------------
 
@@ -366,9 +381,14 @@ class Trainer:
         from tqdm.auto import tqdm
 
         tc = self.cfg.trainer
+        record = self.run_record()
+        stored = self.out / "run.json"
+        if stored.is_file():
+            check_same_run(stored, json.loads(stored.read_text(encoding="utf-8")).get("identity"), self.identity)
         resumed = self.resume()
         if self.ctx.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(stored, json.dumps(record, indent=1, ensure_ascii=False) + "\n")
             if tc.tensorboard:
                 from torch.utils.tensorboard import SummaryWriter
 
@@ -377,6 +397,8 @@ class Trainer:
                    disable=not (self.ctx.is_main and tc.progress), desc="fine-tune" if self.cfg.adapt.checkpoint else "train")
         if resumed and self.ctx.is_main:
             bar.write(f"resumed from {self.last_good} at step {self.step}")
+        if not resumed and 0 in set(tc.save_steps):
+            self.save()  # step 0: the base model with its new speaker rows, before any update
         t_last, s_last = time.perf_counter(), self.step
         try:
             while self.step < tc.max_steps:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import random
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from gradtts.io import atomic_torch_save, atomic_write_text
+from gradtts.io import atomic_torch_save, atomic_write_text, remove_stale_temps
 
 _STEP_FILE = re.compile(r"^step_(\d{7,})\.pt$")
 
@@ -52,13 +53,30 @@ def rng_restore(snap: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(snap["cuda"])
 
 
-class CheckpointDir:
-    """``ckpt/step_XXXXXXX.pt`` (+ ``.yaml`` config beside it) with pruning of old resume points."""
+def _is_rank_zero() -> bool:
+    """True unless this is a non-zero rank of an initialised process group (one rank cleans shared dirs)."""
+    dist = torch.distributed
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
-    def __init__(self, root: str | Path, keep_steps: list[int] | tuple[int, ...] = (), keep_last: int = 1):
+
+class CheckpointDir:
+    """``ckpt/step_XXXXXXX.pt`` (+ ``.yaml`` config beside it) with pruning of old resume points.
+
+    Opening it deletes the partial checkpoints (temporary files) of a save that was killed, unless
+    ``remove_temps`` is false; under data-parallel training only rank 0 does so.
+    """
+
+    def __init__(self, root: str | Path, keep_steps: list[int] | tuple[int, ...] = (), keep_last: int = 1,
+                 remove_temps: bool = True):
         self.root = Path(root)
         self.keep_steps = set(int(s) for s in keep_steps)
         self.keep_last = max(1, keep_last)
+        if remove_temps and _is_rank_zero():
+            # A kill during a save leaves a full-size temporary file that no later save replaces.
+            n = remove_stale_temps(self.root, recursive=False)
+            if n:
+                print(f"removed {n} partial checkpoint file(s) left by an interrupted save in {self.root}",
+                      file=sys.stderr)
 
     def path(self, step: int) -> Path:
         return self.root / f"{step_name(step)}.pt"

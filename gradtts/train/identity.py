@@ -1,0 +1,128 @@
+"""A training run's identity: every setting that changes its weights at a given step.
+
+Two runs with equal identities produce the same checkpoint at the same step (up to device rounding),
+so the identity is what a run directory, a score summary and the R/L pairing must stand for.
+``trainer.max_steps`` and the save schedule are left out on purpose: with a constant learning rate
+the checkpoint at step s does not depend on how far the run goes, so extending a finished run is
+a legitimate resume. The *arm* is the identity without the few-shot set and the seed: what a
+loss-vs-loss comparison holds fixed while p, the pair and the seed vary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+from omegaconf import DictConfig, OmegaConf
+
+#: Fields of each config group that change the trained weights.
+_OPTIM = ("name", "lr", "betas", "eps", "weight_decay", "warmup_steps", "grad_clip")
+_DATA = ("batch_size", "out_size", "bucket_batches", "drop_last", "skip_corrupt", "max_frames")
+_TRAINER = ("seed", "precision", "compile", "tf32", "deterministic")
+_ADAPT = ("n_spks", "pe_scale", "trainable")
+
+
+class RunIdentityError(RuntimeError):
+    """An output directory holds a run with another identity; the message lists the differences."""
+
+
+def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
+    """sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def loss_identity(loss: Mapping[str, Any]) -> dict[str, Any]:
+    """Only the loss fields its family reads (δ of l2 is meaningless and must not split arms)."""
+    name = loss.get("name", "l2")
+    out: dict[str, Any] = {"name": name}
+    if name == "huber":
+        out["delta"] = float(loss["delta"])
+    elif name == "scheduled_huber":
+        out["delta_min"] = float(loss["delta_min"])
+        out["schedule"] = loss["schedule"]
+        if loss["schedule"] == "snr":
+            out["beta_min"], out["beta_max"] = loss.get("beta_min"), loss.get("beta_max")
+    return out
+
+
+def loss_label(loss: Mapping[str, Any]) -> str:
+    """A human label, e.g. ``scheduled_huber(exponential, δ_min=0.1)``."""
+    ident = loss_identity(loss)
+    if ident["name"] == "huber":
+        return f"huber(δ={ident['delta']:g})"
+    if ident["name"] == "scheduled_huber":
+        return f"scheduled_huber({ident['schedule']}, δ_min={ident['delta_min']:g})"
+    return str(ident["name"])
+
+
+def loss_tag(loss: Mapping[str, Any]) -> str:
+    """A directory-safe tag: ``l2``, ``huber_d0.1``, ``scheduled_huber_exponential_dmin0.01``."""
+    ident = loss_identity(loss)
+    if ident["name"] == "huber":
+        return f"huber_d{ident['delta']:g}"
+    if ident["name"] == "scheduled_huber":
+        return f"scheduled_huber_{ident['schedule']}_dmin{ident['delta_min']:g}"
+    return str(ident["name"])
+
+
+def run_identity(cfg: DictConfig | Mapping[str, Any], manifest_file: str | Path | None = None) -> dict[str, Any]:
+    """The identity of a training config (resolved), with digests of the base checkpoint and data manifest."""
+    c = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    ident: dict[str, Any] = {
+        "loss": loss_identity(c["loss"]),
+        "optim": {k: c["optim"].get(k) for k in _OPTIM},
+        "data": {k: c["data"].get(k) for k in _DATA},
+        "trainer": {k: c["trainer"].get(k) for k in _TRAINER},
+    }
+    adapt = c.get("adapt") or {}
+    if adapt.get("checkpoint"):
+        ident["adapt"] = {k: adapt.get(k) for k in _ADAPT}
+        ident["adapt"]["checkpoint_sha256"] = file_digest(adapt["checkpoint"])
+    else:
+        ident["model"] = dict(c["model"])
+    if manifest_file is not None:
+        ident["data"]["manifest_sha256"] = file_digest(manifest_file)
+    return ident
+
+
+def arm_of(identity: Mapping[str, Any]) -> dict[str, Any]:
+    """The identity without the few-shot set and the seed."""
+    arm = json.loads(json.dumps(identity))
+    arm["data"].pop("manifest_sha256", None)
+    arm["trainer"].pop("seed", None)
+    return arm
+
+
+def digest(obj: Any, n: int = 12) -> str:
+    """Short stable hash of JSON-able data."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:n]
+
+
+def differences(stored: Mapping[str, Any], wanted: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """``key: stored -> wanted`` lines for every leaf that differs."""
+    out = []
+    for k in sorted(set(stored) | set(wanted), key=str):
+        a, b = stored.get(k, "<absent>"), wanted.get(k, "<absent>")
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            out += differences(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}: {a!r} -> {b!r}")
+    return out
+
+
+def check_same_run(where: str | Path, stored: Mapping[str, Any] | None, wanted: Mapping[str, Any]) -> None:
+    """Raise :class:`RunIdentityError` unless ``stored`` equals ``wanted``."""
+    if stored is None:
+        raise RunIdentityError(f"{where}: holds a run written without a recorded identity, so resuming into it "
+                               "cannot be checked; use a new trainer.out_dir (or delete this one)")
+    diff = differences(stored, wanted)
+    if diff:
+        raise RunIdentityError(f"{where}: holds a different run, so it cannot be resumed into; differences "
+                               "(stored -> requested):\n  " + "\n  ".join(diff) +
+                               "\nUse another trainer.out_dir for this configuration (or delete the old run).")
