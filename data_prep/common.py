@@ -9,6 +9,7 @@ N in id order, or a seeded random choice with ``--seed S``).
 from __future__ import annotations
 
 import argparse
+import codecs
 import random
 import re
 import sys
@@ -28,9 +29,41 @@ def sanitise_id(name: str) -> str:
     return re.sub(r"[\s/\\]+", "_", name.strip())
 
 
-def read_text(path: str | Path) -> str:
-    """A transcript file as one line with single spaces."""
-    return " ".join(Path(path).read_text(encoding="utf-8", errors="replace").split())
+# What to do about a file that is not UTF-8, for preparers without an --encoding option.
+ENCODING_HINT = "convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8 FILE > NEW) and prepare again"
+
+
+def decode(raw: bytes, path: str | Path, encoding: str = "utf-8", hint: str | None = None) -> str:
+    """``raw`` (the bytes of ``path``) decoded strictly; a byte that is not ``encoding`` is a :class:`PrepError`.
+
+    Decoding with replacement would train on "caf\ufffd" instead of "café" without a word said, so a wrong
+    encoding stops the preparer, naming the file, the line and the bytes. A UTF-8 byte-order mark is dropped.
+    """
+    if codecs.lookup(encoding).name == "utf-8":
+        encoding = "utf-8-sig"
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        start = max(raw.rfind(b"\n", 0, exc.start) + 1, exc.start - 24)
+        near = raw[start:exc.end + 12].split(b"\n")[0]
+        what = "UTF-8" if encoding == "utf-8-sig" else encoding
+        raise PrepError(f"{path}:{line}: not valid {what} (byte(s) {exc.object[exc.start:exc.end].hex(' ')} "
+                        f"in {near!r}); {hint or ENCODING_HINT}") from None
+
+
+def read_text(path: str | Path, encoding: str = "utf-8", hint: str | None = None) -> str:
+    """A transcript file as one line with single spaces, decoded strictly (see :func:`decode`)."""
+    return " ".join(decode(Path(path).read_bytes(), path, encoding, hint).split())
+
+
+def check_encoding(name: str) -> str:
+    """``name`` when Python knows the encoding, else a :class:`PrepError`."""
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        raise PrepError(f"--encoding {name}: unknown encoding (e.g. utf-8, latin-1, cp1252)") from None
+    return name
 
 
 def add_selection_args(p: argparse.ArgumentParser) -> None:

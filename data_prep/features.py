@@ -9,11 +9,18 @@ cannot be used are listed with their reason in ``rejects.tsv``; ``--strict`` tur
 an error. Mels already on disk are reused, every file is written atomically and the manifest last,
 so an interrupted run is simply started again (it first deletes the partial temporary files that the
 killed run left under FEATS_DIR).
+
+The cache is keyed on the settings: ``mel_settings.json`` records what shapes a mel (``--top-db``, peak,
+sample rate, STFT/mel parameters); a run with other such settings deletes the cached mels and computes
+them again. Every cached mel is checked again against this run's ``--min-seconds``/``--max-seconds``
+(from its frame count, or from the audio when that is too close to a limit to tell) and the mel of a
+rejected item is deleted, so a re-run with any settings gives what a fresh run would.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from dataclasses import asdict
@@ -23,10 +30,70 @@ from pathlib import Path
 import numpy as np
 
 from gradtts.data.datadir import read_datadir
-from gradtts.data.manifest import REJECTS, ManifestEntry, write_manifest, write_meta
+from gradtts.data.manifest import MEL_SETTINGS, REJECTS, ManifestEntry, write_manifest, write_meta
 from gradtts.io import atomic_np_save, atomic_write_text, remove_stale_temps
 
 _STATE: dict = {}
+PEAK = 0.95  # loud clips are scaled down to this peak before the mel
+
+
+def mel_settings(top_db: float) -> dict:
+    """Everything that shapes a cached mel (the duration limits only select, so they are not part of it)."""
+    from gradtts.audio import SAMPLE_RATE
+    from gradtts.features import DEFAULT_MEL
+
+    return {"sample_rate": SAMPLE_RATE, "top_db": float(top_db), "peak": PEAK, "mel": asdict(DEFAULT_MEL)}
+
+
+def _sample_bounds(frames: int) -> tuple[int, int]:
+    """The fewest and most trimmed samples whose mel has ``frames`` frames (inverse of ``n_frames``)."""
+    from gradtts.features import DEFAULT_MEL as m
+
+    lo = (frames - 1) * m.hop_length + m.n_fft - 2 * ((m.n_fft - m.hop_length) // 2)
+    return max(0, lo), lo + m.hop_length - 1
+
+
+def _cached_frames(out: Path) -> int | None:
+    """Frames of the cached mel at ``out`` when it passes this run's duration limits for sure, else None."""
+    from gradtts.audio import SAMPLE_RATE
+
+    if not out.is_file():
+        return None
+    try:
+        frames = int(np.load(out, mmap_mode="r").shape[1])
+    except (OSError, ValueError, IndexError):
+        return None  # unreadable: computed again
+    lo, hi = _sample_bounds(frames)
+    # Within a hop of a limit the frame count cannot tell; the audio decides, exactly as in a fresh run.
+    if lo / SAMPLE_RATE < _STATE["min_s"] or hi / SAMPLE_RATE > _STATE["max_s"]:
+        return None
+    return frames
+
+
+def _reset_stale_cache(feats_dir: Path, settings: dict) -> int:
+    """Delete the cached mels when they were made with other settings than ``settings``; returns how many.
+
+    Called before any mel is written, and the settings are recorded before the first new mel, so every mel
+    on disk was always made with the recorded settings (also after a killed run).
+    """
+    path = feats_dir / MEL_SETTINGS
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, ValueError):
+        recorded = None
+    removed = 0
+    if recorded != settings:
+        # No record (an older run, or a hand-made dir) counts as other settings: the mels cannot be trusted.
+        for f in sorted((feats_dir / "mels").rglob("*.npy")) if (feats_dir / "mels").is_dir() else []:
+            f.unlink()
+            removed += 1
+        if removed:
+            changed = sorted(k for k in settings if not recorded or recorded.get(k) != settings[k])
+            print(f"features: removed {removed} cached mel(s) under {feats_dir / 'mels'} made with other settings "
+                  f"({', '.join(changed) if recorded else f'no {MEL_SETTINGS}'}); computing them again",
+                  file=sys.stderr)
+        atomic_write_text(path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    return removed
 
 
 def _init(dictionary: str | None, min_s: float, max_s: float, top_db: float) -> None:
@@ -50,9 +117,8 @@ def _process(job: tuple[str, str, str, str, str, bool]) -> tuple[ManifestEntry |
         return None, f"text: {exc}"
     rel = f"mels/{spk}/{utt}.npy"
     out = Path(feats_dir) / rel
-    if out.is_file():
-        frames = int(np.load(out, mmap_mode="r").shape[1])
-    else:
+    frames = _cached_frames(out)
+    if frames is None:
         try:
             wav, _ = load_audio(wav_path, SAMPLE_RATE)
         except AudioError as exc:
@@ -65,7 +131,7 @@ def _process(job: tuple[str, str, str, str, str, bool]) -> tuple[ManifestEntry |
             return None, f"too long: {seconds:.1f} s (maximum {_STATE['max_s']} s)"
         if float(np.max(np.abs(wav))) < 1e-4:
             return None, "silent"
-        mel = mel_spectrogram(torch.from_numpy(peak_normalize(wav, 0.95)).unsqueeze(0), DEFAULT_MEL)[0].numpy()
+        mel = mel_spectrogram(torch.from_numpy(peak_normalize(wav, PEAK)).unsqueeze(0), DEFAULT_MEL)[0].numpy()
         if not np.all(np.isfinite(mel)):
             return None, "non-finite mel"
         atomic_np_save(out, mel.astype(np.float32))
@@ -91,6 +157,8 @@ def compute_features(data_dir: str | os.PathLike, feats_dir: str | os.PathLike, 
     if stale:
         print(f"features: removed {stale} partial file(s) left by an interrupted run under {feats_dir}",
               file=sys.stderr)
+    settings = mel_settings(top_db)
+    _reset_stale_cache(feats_dir, settings)
     jobs_list = [(u, d.utt2spk[u], d.wavs[u], d.texts[u], str(feats_dir), u in d.corrupt) for u in d.utts]
     results = {}
     init = (dictionary, min_seconds, max_seconds, top_db)
@@ -101,6 +169,9 @@ def compute_features(data_dir: str | os.PathLike, feats_dir: str | os.PathLike, 
             results[job[0]] = res
     entries = [results[u][0] for u in d.utts if results[u][0] is not None]
     rejects = [(u, results[u][1]) for u in d.utts if results[u][0] is None]
+    # A mel cached by an earlier run with looser limits: a fresh run would not have it, nor will this one.
+    for u, _ in rejects:
+        (feats_dir / "mels" / d.utt2spk[u] / f"{u}.npy").unlink(missing_ok=True)
     atomic_write_text(feats_dir / REJECTS, "utt\treason\n" + "".join(f"{u}\t{r}\n" for u, r in rejects))
     if strict and rejects:
         raise SystemExit(f"{len(rejects)} utterance(s) rejected (--strict), see {feats_dir / REJECTS}; first: "
@@ -109,7 +180,8 @@ def compute_features(data_dir: str | os.PathLike, feats_dir: str | os.PathLike, 
         raise SystemExit(f"no usable utterance in {data_dir}; reasons in {feats_dir / REJECTS}")
     write_meta(feats_dir, {"dictionary": dictionary_id(dictionary), "add_blank": True, "mel": asdict(DEFAULT_MEL),
                            "n_utts": len(entries), "n_rejects": len(rejects),
-                           "speakers": sorted({e.spk for e in entries}), "data_dir": str(Path(data_dir).resolve())})
+                           "speakers": sorted({e.spk for e in entries}), "data_dir": str(Path(data_dir).resolve()),
+                           "settings": {**settings, "min_seconds": min_seconds, "max_seconds": max_seconds}})
     write_manifest(feats_dir, entries)
     return entries, rejects
 

@@ -9,7 +9,9 @@ for each fraction p it writes ``OUT_DIR/p{p:.2f}/``, a data dir in which ceil(p*
 replaced by the intruder C's items, still labelled as T (ids ``<T>-intruder-<C's utt>``), listed in
 its ``corrupt`` file. Intruders are nested: a larger p keeps the smaller p's intruders and
 replacements. Also writes ``ref_target/``, ``ref_intruder/``, ``test_texts.txt`` (texts of neither
-speaker's few-shot items) and ``fewshot.json``. Impossible requests fail before anything is written.
+speaker's few-shot items) and ``fewshot.json``. Impossible requests (too few utterances, N < 1,
+negative counts) fail before anything is written. A re-run into the same OUT_DIR leaves exactly the sets
+it lists: ``p*`` set dirs of an earlier run with other fractions are removed (and named).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import argparse
 import json
 import math
 import random
+import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -25,6 +29,7 @@ from gradtts.data.datadir import DataDir, read_datadir, write_datadir
 from gradtts.io import atomic_write_text
 
 DEFAULT_FRACTIONS = (0.0, 0.15, 0.30, 0.45)
+SET_PATTERN = re.compile(r"p\d+\.\d+")  # the names set_name gives
 
 
 class FewShotError(ValueError):
@@ -45,6 +50,12 @@ def plan(d: DataDir, target: str, intruder: str, n: int, fractions, n_ref: int, 
                                f"{', '.join(list(spk2utt)[:10])}{' ...' if len(spk2utt) > 10 else ''})")
     if target == intruder:
         raise FewShotError("target and intruder must be different speakers")
+    # Checked before the counts are used: a negative one would otherwise surface as a confusing shortage.
+    if n < 1:
+        raise FewShotError(f"--n must be at least 1 (got {n}): a few-shot set needs at least one utterance")
+    for name, k in (("--n-ref", n_ref), ("--n-test", n_test)):
+        if k < 0:
+            raise FewShotError(f"{name} must be 0 or more (got {k})")
     fractions = sorted(set(float(p) for p in fractions))
     if any(not 0 <= p < 1 for p in fractions):
         raise FewShotError(f"fractions must lie in [0, 1), got {fractions}")
@@ -85,7 +96,17 @@ def plan(d: DataDir, target: str, intruder: str, n: int, fractions, n_ref: int, 
             "test": test, "intruders": intruders, "replaced": replaced, "n_corrupt": {set_name(p): k for p, k in n_corrupt.items()}}
 
 
-def write_sets(d: DataDir, out: Path, chosen: dict) -> None:
+def stale_sets(out: Path, keep: set[str]) -> list[Path]:
+    """Set dirs under ``out`` named like ours (``p<digits>.<digits>``) that are not in ``keep`` and hold a data
+    dir (so a user's own folder of that name is never touched)."""
+    if not out.is_dir():
+        return []
+    return sorted(q for q in out.iterdir() if q.is_dir() and not q.is_symlink() and SET_PATTERN.fullmatch(q.name)
+                  and q.name not in keep and all((q / f).is_file() for f in ("wav.scp", "text", "utt2spk")))
+
+
+def write_sets(d: DataDir, out: Path, chosen: dict) -> list[Path]:
+    """Write every set and file of ``chosen``; returns the stale set dirs it removed."""
     target = chosen["target"]
     for p in chosen["fractions"]:
         k = chosen["n_corrupt"][set_name(p)]
@@ -99,7 +120,12 @@ def write_sets(d: DataDir, out: Path, chosen: dict) -> None:
     write_datadir(out / "ref_target", d.subset(chosen["ref_target"]))
     write_datadir(out / "ref_intruder", d.subset(chosen["ref_intruder"]))
     atomic_write_text(out / "test_texts.txt", "".join(f"{u} {d.texts[u]}\n" for u in chosen["test"]))
+    # Sets of an earlier run with other fractions would be picked up by globs (p*/) as if part of this one.
+    removed = stale_sets(out, {set_name(p) for p in chosen["fractions"]})
+    for q in removed:
+        shutil.rmtree(q)
     atomic_write_text(out / "fewshot.json", json.dumps(chosen, indent=2) + "\n")
+    return removed
 
 
 def make_fewshot(data_dir, out_dir, target: str, intruder: str, n: int = 20, fractions=DEFAULT_FRACTIONS,
@@ -112,7 +138,10 @@ def make_fewshot(data_dir, out_dir, target: str, intruder: str, n: int = 20, fra
     clash = [u for u in chosen["test"] if d.texts[u] in fewshot_texts]
     if clash:
         raise FewShotError(f"test texts of {clash[:3]} also occur in the few-shot items; use another seed")
-    write_sets(d, Path(out_dir), chosen)
+    removed = write_sets(d, Path(out_dir), chosen)
+    if removed:
+        print(f"fewshot: removed {len(removed)} set(s) of an earlier run that this one does not write: "
+              f"{', '.join(q.name for q in removed)} (under {out_dir})", file=sys.stderr)
     return chosen
 
 

@@ -68,12 +68,7 @@ def find_runs(exp: str | Path) -> list[Run]:
         rec = json.loads(rec_file.read_text(encoding="utf-8")) if rec_file.is_file() else {}
         runs.append(Run(run.parent.parent.parent.name, run.parent.parent.name, float(m.group("p")),
                         int(run.name[4:]), run, rec))
-    labels: dict[str, set[str]] = defaultdict(set)
-    for r in runs:
-        labels[r.arm].add(r.arm_id)
-    # Two configurations with one loss label (e.g. an lr sweep) must not share a row of the report.
-    return [Run(r.pair, r.loss, r.p, r.seed, r.path, {**r.record, "arm": f"{r.arm} #{r.arm_id[:6]}"})
-            if len(labels[r.arm]) > 1 else r for r in runs]
+    return runs  # two arms with one label (e.g. an lr sweep) are told apart by the report, on arm_id
 
 
 def _weights_digest(path: Path) -> str:
@@ -192,13 +187,20 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--encoder-source", default=None)
     c.add_argument("--device", default="cpu")
     a = p.parse_args(argv)
+    from gradtts.config import cli_errors
+
+    with cli_errors(f"gradtts.grid {a.cmd}"):
+        _dispatch(a)
+    return 0
+
+
+def _dispatch(a: argparse.Namespace) -> None:
     if a.cmd == "synth":
         synth_all(Path(a.exp), a.steps or None, n_timesteps=a.n_timesteps, temperature=a.temperature,
                   length_scale=a.length_scale, vocoder=a.vocoder, device=a.device, batch_size=a.batch_size,
                   seed=a.seed, dictionary=a.dictionary, overwrite=a.overwrite)
     else:
         score_all(Path(a.exp), a.encoder, a.encoder_source, a.device)
-    return 0
 
 
 if __name__ == "__main__":

@@ -4,13 +4,16 @@ A write goes to a hidden temporary file beside the target, ``.<name>.atomic-<8 h
 renamed onto the target only when complete. The temporary name deliberately does not end in the
 target's extension, so a glob for finished outputs (``*.npy``, ``*.pt``, ``*.wav``, ``*.png``) never
 matches a half-written file; a process killed mid-write leaves such a file behind, which
-:func:`remove_stale_temps` clears when the next run of a stage starts.
+:func:`remove_stale_temps` clears when the next run of a stage starts. A write that fails because the
+disk (or the user's quota) is full raises :class:`DiskFullError`, naming the file and the free space.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import re
 import secrets
 from pathlib import Path
@@ -22,6 +25,60 @@ TEMP_SUFFIX = ".tmp"
 _TEMP_RE = re.compile(r"\..+\.atomic-[0-9a-f]{8}\.tmp", re.DOTALL)
 # Room for the dot, the marker, the random part and the suffix within the usual 255-byte file name limit.
 _NAME_BYTES = 200
+
+
+# errno values that mean "no room left": the disk itself, or the user's quota on it.
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+# Writers that report a failed write as a RuntimeError without an errno (soundfile's libsndfile, torch's
+# C++ writer given a path) are taken to have hit a full disk when less than this is left on it.
+_NEARLY_FULL_BYTES = 1 << 20
+
+
+class DiskFullError(OSError):
+    """A write failed because the disk (or quota) is full; the message names the file being written."""
+
+    def __init__(self, message: str, code: int = errno.ENOSPC):
+        super().__init__(message)  # one argument: str() is the message alone, without "[Errno 28]"
+        self.errno = code
+
+
+def _free_bytes(path: Path) -> int | None:
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
+
+
+def _full_errno(exc: BaseException) -> int | None:
+    """ENOSPC or EDQUOT when ``exc`` or an exception it was raised from carries it."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        if isinstance(e, OSError) and e.errno in _FULL_ERRNOS:
+            return e.errno
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _disk_full(exc: BaseException, directory: Path) -> bool:
+    """Whether ``exc`` means the disk holding ``directory`` is full."""
+    if _full_errno(exc) is not None:
+        return True
+    if not isinstance(exc, RuntimeError):
+        return False  # an OSError with another errno, or a ValueError, says what went wrong itself
+    free = _free_bytes(directory)
+    return free is not None and free < _NEARLY_FULL_BYTES
+
+
+def _disk_full_error(path: Path, exc: BaseException) -> DiskFullError:
+    code = _full_errno(exc) or errno.ENOSPC
+    what = "disk quota exceeded" if code == errno.EDQUOT else "disk full"
+    free = _free_bytes(path.parent)
+    shown = f"{free / 2 ** 20:.1f} MiB free on its disk" if free is not None else "free space unknown"
+    cause = os.strerror(code) if _full_errno(exc) is not None else f"{exc.__class__.__name__}: {exc}"
+    return DiskFullError(f"{what} while writing {path} ({shown}; {cause}); free some space (or write elsewhere) "
+                         "and re-run: the file was not replaced and the partial copy was removed", code)
 
 
 def is_temp_name(name: str) -> bool:
@@ -53,11 +110,21 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     an open file (``numpy.save``, which would otherwise append ``.npy``).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = _create_temp(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp_path = _create_temp(path)
+    except OSError as exc:
+        if _disk_full(exc, path.parent):
+            raise _disk_full_error(path, exc) from exc
+        raise
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except Exception as exc:
+        # Only failures of the write itself become DiskFullError; GeneratorExit and KeyboardInterrupt pass.
+        if _disk_full(exc, path.parent) and not isinstance(exc, DiskFullError):
+            raise _disk_full_error(path, exc) from exc
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -90,8 +157,10 @@ def atomic_torch_save(obj: object, path: str | os.PathLike) -> None:
     """``torch.save`` to ``path`` atomically."""
     import torch
 
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    # Through a Python file object: given a path, torch's C++ writer reports a full disk as a bare
+    # RuntimeError ("unexpected pos ..."); a file object raises OSError(ENOSPC), which atomic_path names.
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
 
 
 def atomic_np_save(path: str | os.PathLike, array) -> None:

@@ -11,13 +11,21 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _tracked_state() -> dict[str, bytes]:
+    """Contents of every tracked file under egs/ (RESULTS.md, results/, base model card)."""
+    files = subprocess.run(["git", "ls-files", "egs"], capture_output=True, text=True, cwd=ROOT).stdout.split()
+    return {f: (ROOT / f).read_bytes() for f in files if (ROOT / f).is_file()}
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.which("flite")), reason="espeak-ng/flite missing")
 def test_synthvox_recipe_smoke(tmp_path):
     exp = tmp_path / "exp"
     cmd = ["bash", str(ROOT / "egs/synthvox/run.sh"), "--preset", "smoke", "--exp", str(exp)]
+    tracked = _tracked_state()
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert _tracked_state() == tracked  # a run writes under its exp dir only, never into the checkout
     assert sorted(p.name for p in (exp / ".done").iterdir()) == [f"stage{i}" for i in range(9)]
     runs = sorted(exp.glob("finetune/sv024_sv025/*/p*/seed0"))
     assert [f"{p.parent.parent.name}/{p.parent.name}" for p in runs] == [
@@ -38,3 +46,10 @@ def test_synthvox_recipe_smoke(tmp_path):
     # Re-running is safe: every stage is skipped.
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0 and r.stdout.count("skipping") == 9
+
+
+def test_no_recipe_rewrites_committed_results_by_default():
+    """Refreshing a committed RESULTS.md is an explicit --results_md; no corpus preset passes it."""
+    for script in sorted(ROOT.glob("egs/*/run.sh")):
+        code = [line for line in script.read_text().splitlines() if not line.lstrip().startswith("#")]
+        assert not [line for line in code if "--results_md" in line], script

@@ -142,16 +142,59 @@ def _save_random_ecapa(path: Path) -> dict:
     return emb.state_dict()
 
 
-def test_ecapa_loads_a_local_model_exactly(tmp_path):
+@pytest.mark.parametrize("trust_yaml", [False, True])
+def test_ecapa_loads_a_local_model_exactly(tmp_path, trust_yaml):
     saved = _save_random_ecapa(tmp_path / "ecapa")
-    enc = load_speaker_encoder("ecapa", source=tmp_path / "ecapa", cache_dir=tmp_path / "cache")
-    loaded = enc.model.mods.embedding_model.state_dict()
+    enc = load_speaker_encoder("ecapa", source=tmp_path / "ecapa", cache_dir=tmp_path / "cache", trust_yaml=trust_yaml)
+    loaded = enc.embedding_model.state_dict()
     assert set(loaded) == set(saved)
     for k, v in saved.items():
         assert torch.equal(loaded[k], v), k
     wav = [0.3 * np.sin(np.arange(16000) / (3 + i)) for i in range(2)]
     e = enc.embed_wavs(wav, 16000)
     assert e.shape == (2, 24) and np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-5)
+
+
+def _wavs():
+    rng = np.random.default_rng(5)
+    return [0.3 * np.sin(np.arange(n) / (3 + i)) + 0.05 * rng.standard_normal(n) for i, n in enumerate((16000, 12000))]
+
+
+def test_ecapa_yaml_that_runs_a_command_is_never_executed(tmp_path):
+    # The safe loader reads plain values only: a hyperparams.yaml with !apply:os.system loads the same model
+    # (and the same embeddings as speechbrain's own loader gives for the clean file) without running anything.
+    _save_random_ecapa(tmp_path / "clean")
+    trusted = load_speaker_encoder("ecapa", source=tmp_path / "clean", cache_dir=tmp_path / "c1", trust_yaml=True)
+    want = trusted.embed_wavs(_wavs(), 16000)
+    _save_random_ecapa(tmp_path / "evil")
+    marker = tmp_path / "MARKER"
+    with open(tmp_path / "evil/hyperparams.yaml", "a") as f:
+        f.write(f'\nowned: !apply:os.system ["touch {marker}"]\n')
+    enc = load_speaker_encoder("ecapa", source=tmp_path / "evil", cache_dir=tmp_path / "c2")
+    assert not marker.exists()
+    got = enc.embed_wavs(_wavs(), 16000)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+    # The control: speechbrain's loader does execute it, which is why it needs trust_yaml=True.
+    load_speaker_encoder("ecapa", source=tmp_path / "evil", cache_dir=tmp_path / "c3", trust_yaml=True)
+    assert marker.exists()
+
+
+def test_ecapa_safe_loader_refuses_what_it_cannot_read_as_data(tmp_path):
+    from gradtts.scoring.encoders import EncoderModelError
+
+    _save_random_ecapa(tmp_path / "m")
+    yaml_file = tmp_path / "m/hyperparams.yaml"
+    clean = yaml_file.read_text()
+    yaml_file.write_text(clean.replace("lin_neurons: 24", "lin_neurons: !apply:os.getpid []"))
+    with pytest.raises(EncoderModelError, match=r"embedding_model.lin_neurons: !apply:os.getpid .*not a plain value"):
+        load_speaker_encoder("ecapa", source=tmp_path / "m")
+    yaml_file.write_text(clean.replace("!new:speechbrain.lobes.models.ECAPA_TDNN.ECAPA_TDNN",
+                                       "!new:speechbrain.lobes.models.Xvector.Xvector"))
+    with pytest.raises(EncoderModelError, match="embedding_model: is !new:.*Xvector.*encoder_trust_yaml"):
+        load_speaker_encoder("ecapa", source=tmp_path / "m")
+    yaml_file.write_text(clean.replace("lin_neurons: 24", "lin_neurons: 32"))
+    with pytest.raises(EncoderModelError, match="embedding_model.ckpt: does not fit ECAPA_TDNN"):
+        load_speaker_encoder("ecapa", source=tmp_path / "m")
 
 
 def test_ecapa_missing_files_are_named(tmp_path):

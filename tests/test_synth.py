@@ -13,8 +13,8 @@ import torch
 from gradtts.model.checkpoint import save_checkpoint
 from gradtts.model.config import build_model
 from gradtts.model.masks import fix_len_compatibility, sequence_mask
-from gradtts.synth import (SynthCacheError, SynthConfig, read_texts, resolve_speaker, run_synthesis,
-                           synthesize_mels, utterance_seed)
+from gradtts.synth import (SynthCacheError, SynthConfig, SynthesisErrors, read_texts, resolve_speaker, run_synthesis,
+                           split_text, synthesize_mels, utterance_seed)
 from gradtts.text import BLANK_ID, intersperse, text_to_sequence
 from gradtts.train.cli import compose
 
@@ -181,3 +181,84 @@ def test_cli(tmp_path, tiny):
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path / "o/step_0000010/c1.wav").is_file()
+
+
+def test_split_text_prefers_sentence_ends_and_names_the_limit():
+    text = 'He said "Stop." Then Dr. Smith left; it was 3.5 km away! Why? ' * 3
+    pieces = split_text(text, 60)
+    assert all(len(p) <= 60 for p in pieces) and " ".join(pieces) == text.strip()
+    assert pieces[0] == 'He said "Stop." Then Dr. Smith left; it was 3.5 km away!'  # "Dr." and "3.5" kept whole
+    assert split_text("Short enough.  Kept as is", 300) == ["Short enough.  Kept as is"]
+    # No sentence end: commas, then words.
+    assert split_text("one, two three, four five six", 16) == ["one, two three,", "four five six"]
+    assert split_text("alpha beta gamma delta", 11) == ["alpha beta", "gamma delta"]
+    with pytest.raises(ValueError, match=r"a word of 50 characters .* longer than synth.max_chars=20 and cannot be"):
+        split_text("see " + "x" * 50, 20)
+    # A 5,000-character paragraph becomes pieces of at most the default 300 characters, nothing lost.
+    paragraph = " ".join(f"Sentence number {i} goes on, clause after clause, until it ends." for i in range(80))
+    assert len(paragraph) > 5000
+    pieces = split_text(paragraph, SynthConfig.max_chars)
+    assert SynthConfig.max_chars == 300 and len(pieces) >= 17 and max(map(len, pieces)) <= 300
+    assert " ".join(pieces) == paragraph
+
+
+def test_long_text_is_synthesised_in_pieces_joined_by_a_pause(tmp_path, tiny):
+    _, ckdir = tiny
+    long = "The cat sat on the mat. A dog came by, and it barked twice! Then all was quiet again."
+    texts = tmp_path / "t.txt"
+    texts.write_text(f"long {long}\nshort The cat sat.\n")
+    cfg = SynthConfig(texts=str(texts), text_format="kaldi", checkpoints=[str(ckdir)], steps=[10],
+                      out_dir=str(tmp_path / "syn"), n_timesteps=2, vocoder="griffinlim", device="cpu",
+                      save_mels=True, max_chars=40, pause=0.2, batch_size=2)
+    run_synthesis(cfg)
+    out = tmp_path / "syn/step_0000010"
+    rec = json.loads((out / "synth.json").read_text())["utts"]
+    pieces = ["The cat sat on the mat.", "A dog came by, and it barked twice!", "Then all was quiet again."]
+    assert rec["long"]["pieces"] == pieces and rec["long"]["pause"] == 0.2
+    assert rec["long"]["tokens"] == [intersperse(text_to_sequence(p), BLANK_ID) for p in pieces]
+    seeds = rec["long"]["noise_seed"]
+    assert len(set(seeds)) == 3 and utterance_seed(0, "long") not in seeds
+    gap = round(0.2 * 22050 / 256)
+    frames = rec["long"]["piece_frames"]
+    assert rec["long"]["frames"] == sum(frames) + 2 * gap
+    wav, _ = sf.read(out / "long.wav", dtype="int16")
+    assert len(wav) == rec["long"]["frames"] * 256 and np.load(out / "long.npy").shape[1] == rec["long"]["frames"]
+    for k in range(2):  # exact silence between the pieces
+        start = (sum(frames[:k + 1]) + k * gap) * 256
+        assert not wav[start:start + gap * 256].any() and wav[start - 256:start].any()
+    # A text that fits stays one piece, recorded as before.
+    assert "pieces" not in rec["short"] and rec["short"]["noise_seed"] == utterance_seed(0, "short")
+    # Another split is another text: re-synthesised, never taken from the old wav.
+    again = run_synthesis(SynthConfig(**{**cfg.__dict__, "max_chars": 60}))
+    assert again[str(ckdir / "step_0000010.pt")]["written"] == 1
+
+
+def test_bad_lines_are_listed_after_every_good_line_is_written(tmp_path, tiny):
+    _, ckdir = tiny
+    texts = tmp_path / "t.txt"
+    texts.write_text("good1 The cat sat.\nlonely\nbad/id Some text.\nmute ### ~~\ngood1 Repeated id.\n"
+                     f"huge A {'x' * 80} word.\ngood2 On 1/2/2020 we met.\n")
+    cfg = SynthConfig(texts=str(texts), text_format="kaldi", checkpoints=[str(ckdir)], steps=[10],
+                      out_dir=str(tmp_path / "syn"), n_timesteps=2, vocoder="griffinlim", device="cpu", max_chars=60)
+    with pytest.raises(SynthesisErrors) as err:
+        run_synthesis(cfg)
+    out = tmp_path / "syn/step_0000010"
+    assert sorted(p.name for p in out.glob("*.wav")) == ["good1.wav", "good2.wav"]
+    assert err.value.report[str(ckdir / "step_0000010.pt")]["written"] == 2
+    problems = err.value.problems
+    assert len(problems) == 5, problems
+    for expected in (r"t.txt:2: expected 'utt_id sentence'", r"t.txt:3: utterance id 'bad/id'",
+                     r"text of 'mute': .*'### ~~'", r"t.txt:5: utterance id 'good1' repeats line 1",
+                     r"text of 'huge': a word of 80 characters .* synth.max_chars=60"):
+        assert any(re.search(expected, p) for p in problems), (expected, problems)
+    rec = json.loads((out / "synth.json").read_text())["utts"]
+    assert rec["good2"]["tokens"] == intersperse(text_to_sequence("On january second twenty twenty we met."), BLANK_ID)
+    # The command: the good wavs, the bad lines listed under one error line, status 2, no traceback.
+    r = subprocess.run([sys.executable, "-m", "gradtts.synth", f"synth.texts={texts}", "synth.text_format=kaldi",
+                        f"synth.checkpoints=[{ckdir / 'step_0000010.pt'}]", f"synth.out_dir={tmp_path / 'cli'}",
+                        "synth.n_timesteps=2", "synth.vocoder=griffinlim", "synth.device=cpu", "synth.max_chars=60"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "gradtts-synth: error: 5 text(s) not synthesised (every other text was written):" in r.stderr
+    assert "repeats line 1" in r.stderr and "Traceback" not in r.stderr
+    assert sorted(p.name for p in (tmp_path / "cli/step_0000010").glob("*.wav")) == ["good1.wav", "good2.wav"]

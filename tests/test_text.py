@@ -60,6 +60,22 @@ def test_english_cleaners(raw, clean):
     assert english_cleaners(raw) == clean
 
 
+@pytest.mark.parametrize("raw, clean", [
+    # M/D/YYYY calendar dates read in US month/day order.
+    ("1/2/2020", "january second twenty twenty"),
+    ("Due 12/25/1999, paid 01/02/2000.", "due december twenty-fifth nineteen ninety-nine, paid january second two "
+                                          "thousand."),
+    ("2/29/2020 and 10/21/2005", "february twenty-ninth twenty twenty and october twenty-first two thousand five"),
+    # Not a date in that order, a two-digit year, a fraction or a longer slash run: the official reading, unchanged.
+    ("31/12/2020", "thirty-one/twelve/twenty twenty"),
+    ("2/29/2021", "two/twenty-nine/twenty twenty-one"),
+    ("1/2/20 and 1/2", "one/two/twenty and one/two"),
+    ("1/2/2020/3", "one/two/twenty twenty/three"),
+])
+def test_dates_read_month_first(raw, clean):
+    assert english_cleaners(raw) == clean
+
+
 def test_words_with_attached_punctuation_are_spelled():
     lex = {"HELLO": ["HH AH0 L OW1"], "WORLD": ["W ER1 L D"]}
     ids = text_to_sequence("hello world.", dictionary=lex)

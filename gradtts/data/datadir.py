@@ -14,6 +14,9 @@ from pathlib import Path
 from gradtts.io import atomic_write_text
 
 FILES = ("wav.scp", "text", "utt2spk", "spk2utt")
+REPLACEMENT_CHAR = "\ufffd"
+# Shorter audio cannot hold speech (and gives no mel frame); used by the audio check of validate_datadir.
+MIN_AUDIO_SECONDS = 0.01
 
 
 class DataDirError(ValueError):
@@ -75,6 +78,11 @@ class DataDir:
         for utt, text in self.texts.items():
             if not text.strip():
                 out.append(f"text: empty transcript for {utt}")
+            elif REPLACEMENT_CHAR in text:
+                # The mark a decoder leaves for bytes of another encoding: "caf\ufffd" would be trained on.
+                out.append(f"text: transcript of {utt} holds U+FFFD replacement characters ({text[:60]!r}): it was "
+                           "decoded with the wrong encoding; prepare it again from the original files "
+                           "(data_prep.folder --encoding ENC)")
         spk_order = [self.utt2spk[u] for u in self.utts]
         if spk_order != sorted(spk_order, key=_c_key):
             bad = next(u for u, a, b in zip(self.utts[1:], spk_order, spk_order[1:]) if _c_key(b) < _c_key(a))
@@ -92,7 +100,14 @@ def _c_key(s: str) -> bytes:
 def _read_table(path: Path, problems: list[str]) -> dict[str, str]:
     table: dict[str, str] = {}
     prev = None
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, raw in enumerate(path.read_bytes().split(b"\n"), 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problems.append(f"{path.name}:{lineno}: not valid UTF-8 (byte(s) {raw[exc.start:exc.end].hex(' ')} in "
+                            f"{raw[max(0, exc.start - 24):exc.end + 12]!r}); data dirs are UTF-8: prepare it again "
+                            "(data_prep.folder --encoding ENC) or convert the file with iconv")
+            continue
         if not line.strip():
             continue
         key, _, value = line.strip().partition(" ")
@@ -120,7 +135,12 @@ def _read(path: Path) -> tuple[DataDir, list[str]]:
         else:
             tables[name] = _read_table(f, problems)
     corrupt_file = path / "corrupt"
-    corrupt = set(corrupt_file.read_text(encoding="utf-8").split()) if corrupt_file.is_file() else set()
+    corrupt: set[str] = set()
+    if corrupt_file.is_file():
+        try:
+            corrupt = set(corrupt_file.read_bytes().decode("utf-8").split())
+        except UnicodeDecodeError as exc:
+            problems.append(f"{corrupt_file}: not valid UTF-8 ({exc}); write it again with write_datadir")
     d = DataDir(tables["wav.scp"], tables["text"], tables["utt2spk"], corrupt)
     spk2utt_file = path / "spk2utt"
     if spk2utt_file.is_file():
@@ -141,12 +161,93 @@ def read_datadir(path: str | os.PathLike, check: bool = True) -> DataDir:
 
 
 def validate_datadir(path: str | os.PathLike, check_audio: bool = False) -> list[str]:
-    """All problems of the data dir at ``path`` (optionally also audio files that do not exist)."""
-    d, problems = _read(Path(path))
+    """All problems of the data dir at ``path``: its tables, that it holds utterances and, with
+    ``check_audio``, that every audio file opens, is complete and has a plausible duration."""
+    path = Path(path)
+    if not path.is_dir():
+        return [f"{path}: not a directory (a data dir holds wav.scp, text, utt2spk and spk2utt)"]
+    d, problems = _read(path)
+    if not d.utt2spk and not d.wavs and not d.texts:
+        problems.append(f"{path}: holds no utterance (empty wav.scp, text and utt2spk); prepare it again")
     if check_audio:
-        problems += [f"wav.scp: audio file {w} of {u} not found" for u, w in sorted(d.wavs.items(), key=lambda kv: _c_key(kv[0]))
-                     if not Path(w).is_file()]
+        for u, w in sorted(d.wavs.items(), key=lambda kv: _c_key(kv[0])):
+            why = audio_problem(w)
+            if why:
+                problems.append(f"wav.scp: audio file {w} of {u} {why}")
     return problems
+
+
+def audio_problem(path: str | os.PathLike) -> str | None:
+    """Why the audio file at ``path`` cannot be used (missing, unreadable, empty, truncated), or None.
+
+    Reads headers only (plus, for compressed formats, the last frames), so a large corpus is checked fast.
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.is_file():
+        return "not found"
+    size = path.stat().st_size
+    if size == 0:
+        return "is empty (0 bytes)"
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:  # soundfile raises several types for corrupt/unknown formats
+        return f"cannot be read as audio ({exc.__class__.__name__}: {exc}); re-export or re-copy it"
+    if info.samplerate <= 0:
+        return f"has an invalid sample rate ({info.samplerate})"
+    if info.format in ("WAV", "WAVEX"):
+        # libsndfile quietly clamps the frame count of a cut-off WAV to what the file holds, so compare the
+        # size its header declares with the bytes that are there.
+        cut = _wav_truncation(path, size)
+        if cut:
+            declared, held, block = cut
+            return (f"is truncated: its header declares {declared // block / info.samplerate:.2f} s of audio but "
+                    f"the file holds {held // block / info.samplerate:.2f} s ({held} of {declared} data bytes); "
+                    "re-export or re-copy it")
+    if info.frames <= 0:
+        return "holds no samples"
+    if info.frames < MIN_AUDIO_SECONDS * info.samplerate:
+        return (f"is implausibly short ({info.frames} samples, {info.frames / info.samplerate * 1000:.1f} ms; "
+                f"at least {MIN_AUDIO_SECONDS * 1000:.0f} ms expected)")
+    if info.format in ("WAV", "WAVEX"):
+        return None
+    # Compressed formats: a cut-off file fails (or comes up short) when its last frames are read.
+    tail = min(info.frames, 1024)
+    try:
+        with sf.SoundFile(str(path)) as f:
+            f.seek(info.frames - tail)
+            got = len(f.read(tail, dtype="float32"))
+    except Exception as exc:
+        return (f"is truncated or corrupt: its last frames cannot be read ({exc.__class__.__name__}: {exc}); "
+                "re-export or re-copy it")
+    if got < tail:
+        return (f"is truncated: its header declares {info.frames} frames but reading stops {tail - got} short; "
+                "re-export or re-copy it")
+    return None
+
+
+def _wav_truncation(path: Path, size: int) -> tuple[int, int, int] | None:
+    """(declared data bytes, bytes held, bytes per frame) of a RIFF/WAVE file cut short, else None."""
+    block = 1
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None  # RF64/RIFX and the like: not checked
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            chunk = f.read(24)  # id, size, then (fmt) format, channels, rate, byte rate, block align
+            cid, clen = chunk[:4], int.from_bytes(chunk[4:8], "little")
+            if cid == b"fmt " and len(chunk) >= 22:
+                block = max(1, int.from_bytes(chunk[20:22], "little"))
+            elif cid == b"data":
+                if clen in (0, 0xFFFFFFFF):
+                    return None  # written to a pipe: the size was never filled in
+                held = size - pos - 8
+                return (clen, held, block) if held < clen else None
+            pos += 8 + clen + (clen & 1)
+    return None
 
 
 def write_datadir(path: str | os.PathLike, d: DataDir) -> None:

@@ -2,7 +2,8 @@
 
 Each line is ``{"utt", "spk", "text", "tokens", "mel", "frames", "corrupt"}``: ``tokens`` are the model
 input ids (interspersed with the blank), ``mel`` the path of a float32 ``[80, frames]`` ``.npy``
-relative to the features directory. ``meta.json`` records the text dictionary id and mel settings.
+relative to the features directory. ``meta.json`` records the text dictionary id and mel settings;
+``mel_settings.json`` the settings that made the cached mels (the feature stage's cache key).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from gradtts.io import atomic_open, atomic_write_text
 MANIFEST = "manifest.jsonl"
 META = "meta.json"
 REJECTS = "rejects.tsv"
+MEL_SETTINGS = "mel_settings.json"
 
 
 @dataclass

@@ -361,14 +361,20 @@ def report(cfg: ReportConfig) -> dict:
 
 
 def main() -> None:
+    """Console entry ``gradtts-report``; bad input (no or corrupt summaries) ends with one
+    ``gradtts-report: error: ...`` line and status 2."""
     from omegaconf import OmegaConf
 
-    from gradtts.config import hydra_entry
+    from gradtts.config import cli_errors
 
-    @hydra_entry("report", "report_schema", ReportConfig)
-    def _run(cfg) -> None:
-        res = report(ReportConfig(**OmegaConf.to_container(cfg, resolve=True)))
-        print(f"report: {res['fine_tunings']} fine-tunings, {res['summaries']} summaries -> {res['out_dir']}")
+    with cli_errors("gradtts-report"):  # errors before Hydra starts (e.g. no conf/ directory)
+        from gradtts.config import hydra_entry
+
+        @hydra_entry("report", "report_schema", ReportConfig)
+        def _run(cfg) -> None:
+            with cli_errors("gradtts-report"):
+                res = report(ReportConfig(**OmegaConf.to_container(cfg, resolve=True)))
+            print(f"report: {res['fine_tunings']} fine-tunings, {res['summaries']} summaries -> {res['out_dir']}")
 
     _run()
 

@@ -33,6 +33,9 @@ class ScoreConfig:
     out_dir: str = "???"
     encoder: str = "ge2e"
     encoder_source: str | None = None
+    # ecapa: build the model from speechbrain's hyperparams.yaml, which runs the code its tags name;
+    # by default only plain values are read from it (see gradtts.scoring.encoders).
+    encoder_trust_yaml: bool = False
     device: str = "cpu"
     cache_dir: str | None = None
     overwrite: bool = False
@@ -91,7 +94,8 @@ def score(cfg: ScoreConfig) -> dict:
                 atomic_write_text(file, json.dumps(merged, indent=2) + "\n")
             return merged
         logging.getLogger(__name__).info("%s: stale (encoder, generated or reference audio changed): rescoring", file)
-    enc = load_speaker_encoder(cfg.encoder, cfg.encoder_source, cfg.device, cfg.cache_dir)
+    enc = load_speaker_encoder(cfg.encoder, cfg.encoder_source, cfg.device, cfg.cache_dir,
+                               trust_yaml=cfg.encoder_trust_yaml)
     e_gen = enc.embed_files(gen, progress=True)
     cos = {}
     for role, files in ref_files.items():
@@ -106,15 +110,20 @@ def score(cfg: ScoreConfig) -> dict:
 
 
 def main() -> None:
+    """Console entry ``gradtts-score``; bad input ends with one ``gradtts-score: error: ...`` line, status 2."""
     from omegaconf import OmegaConf
 
-    from gradtts.config import hydra_entry
+    from gradtts.config import cli_errors
 
-    @hydra_entry("score", "score_schema", ScoreConfig)
-    def _run(cfg) -> None:
-        summary = score(ScoreConfig(**OmegaConf.to_container(cfg, resolve=True)))
-        print(f"S_T={summary['S_T']:.4f}" + (f" S_C={summary['S_C']:.4f}" if summary.get("S_C") is not None else "")
-              + f" over {summary['n_gen']} files -> {cfg.out_dir}")
+    with cli_errors("gradtts-score"):  # errors before Hydra starts (e.g. no conf/ directory)
+        from gradtts.config import hydra_entry
+
+        @hydra_entry("score", "score_schema", ScoreConfig)
+        def _run(cfg) -> None:
+            with cli_errors("gradtts-score"):
+                summary = score(ScoreConfig(**OmegaConf.to_container(cfg, resolve=True)))
+            print(f"S_T={summary['S_T']:.4f}" + (f" S_C={summary['S_C']:.4f}" if summary.get("S_C") is not None else "")
+                  + f" over {summary['n_gen']} files -> {cfg.out_dir}")
 
     _run()
 

@@ -1,12 +1,18 @@
 """Spelling out numbers, currency, decimals and ordinals the way the official checkpoints saw them.
 
-Order matters and is part of the contract: thousands separators are removed first, then pounds,
-dollars, decimals, ordinals, and finally bare integers. Integers strictly between 1000 and 3000 are
-read as years ("1865" -> "eighteen sixty-five").
+Order matters and is part of the contract: dates are read first, then thousands separators are
+removed, then pounds, dollars, decimals, ordinals, and finally bare integers. Integers strictly between
+1000 and 3000 are read as years ("1865" -> "eighteen sixty-five").
+
+Dates are an addition to the official pipeline (which read "1/2/2020" as "one/two/twenty twenty"): a
+``M/D/YYYY`` span that is a real calendar date is read in US month/day order, "1/2/2020" ->
+"january second twenty twenty" (so "3/4/2021" is March 4th, never 3 April). Spans that are no date in
+that order ("31/12/2020"), two-digit years and fractions ("1/2") keep the official reading.
 """
 
 from __future__ import annotations
 
+import datetime
 import re
 from functools import lru_cache
 
@@ -16,6 +22,10 @@ _POUNDS = re.compile(r"£([0-9,]*[0-9]+)")
 _DOLLARS = re.compile(r"\$([0-9.,]*[0-9]+)")
 _ORDINAL = re.compile(r"[0-9]+(st|nd|rd|th)")
 _INTEGER = re.compile(r"[0-9]+")
+# Month/day/four-digit year, not inside a longer run of digits and slashes ("1/2/2020/3" is no date).
+_DATE = re.compile(r"(?<![0-9/])([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})(?![0-9/])")
+_MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+           "november", "december")
 
 
 @lru_cache(maxsize=1)
@@ -46,7 +56,10 @@ def _dollars(m: re.Match) -> str:
 
 
 def _integer(m: re.Match) -> str:
-    n = int(m.group(0))
+    return _say_integer(int(m.group(0)))
+
+
+def _say_integer(n: int) -> str:
     words = _engine().number_to_words
     if 1000 < n < 3000:
         if n == 2000:
@@ -59,8 +72,19 @@ def _integer(m: re.Match) -> str:
     return words(n, andword="")
 
 
+def _date(m: re.Match) -> str:
+    month, day, year = (int(g) for g in m.groups())
+    try:
+        datetime.date(year, month, day)
+    except ValueError:  # not a calendar date in month/day order: leave it to the number rules
+        return m.group(0)
+    engine = _engine()
+    return f"{_MONTHS[month - 1]} {engine.number_to_words(engine.ordinal(day))} {_say_integer(year)}"
+
+
 def normalize_numbers(text: str) -> str:
-    """Replace every number-like span of ``text`` by English words."""
+    """Replace every number-like span of ``text`` by English words (``M/D/YYYY`` dates in US order)."""
+    text = _DATE.sub(_date, text)
     text = _THOUSANDS.sub(lambda m: m.group(1).replace(",", ""), text)
     text = _POUNDS.sub(r"\1 pounds", text)
     text = _DOLLARS.sub(_dollars, text)

@@ -45,22 +45,34 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
         return hydra_compose(config_name="train", overrides=list(overrides))
 
 
-def main() -> None:
-    """Console entry: ``gradtts-train [experiment=...] [key=value ...]`` (torchrun-compatible)."""
-    from gradtts.config import hydra_entry
-    from gradtts.train.config import TrainConfig
-    from gradtts.train.identity import RunIdentityError
-    from gradtts.train.loop import NonFiniteLossError, train
+COMMAND = "gradtts-train"
+# A run that diverged is not bad input; it keeps its own status so that scripts can tell the two apart.
+NON_FINITE_EXIT = 3
 
-    @hydra_entry("train", SCHEMA_NAME, TrainConfig)
-    def _run(cfg: DictConfig) -> None:
-        try:
-            summary = train(cfg)
-        except (NonFiniteLossError, RunIdentityError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            sys.exit(3)
-        if int(os.environ.get("RANK", "0")) == 0:
-            print(f"done: step {summary['step']}, checkpoints in {summary['out_dir']}/ckpt")
+
+def main() -> None:
+    """Console entry: ``gradtts-train [experiment=...] [key=value ...]`` (torchrun-compatible).
+
+    Bad input (missing features, a bad option value or checkpoint, another run's directory) ends with one
+    ``gradtts-train: error: ...`` line and status 2; a non-finite loss with status 3.
+    """
+    from gradtts.config import cli_errors
+
+    with cli_errors(COMMAND):  # errors before Hydra starts (e.g. no conf/ directory)
+        from gradtts.config import hydra_entry
+        from gradtts.train.config import TrainConfig
+        from gradtts.train.loop import NonFiniteLossError, train
+
+        @hydra_entry("train", SCHEMA_NAME, TrainConfig)
+        def _run(cfg: DictConfig) -> None:
+            with cli_errors(COMMAND):
+                try:
+                    summary = train(cfg)
+                except NonFiniteLossError as exc:
+                    print(f"{COMMAND}: error: {exc}", file=sys.stderr)
+                    sys.exit(NON_FINITE_EXIT)
+            if int(os.environ.get("RANK", "0")) == 0:
+                print(f"done: step {summary['step']}, checkpoints in {summary['out_dir']}/ckpt")
 
     _run()
 

@@ -258,9 +258,11 @@ class Trainer:
                 tracker=self.tracker.state_dict() if self.tracker else None,
                 train=OmegaConf.to_container(self.cfg, resolve=True), identity=self.identity, n_base_spks=self.n_base_spks,
                 new_speakers=list(self.new_speakers), trainable=list(self.parts), loss=repr(self.loss.loss))
-            path = self.ckpts.save(self.step, payload, OmegaConf.to_yaml(self.cfg, resolve=True))
             if self.tracker is not None:
-                self.tracker.write_tsv(path.with_suffix(".residuals.tsv"))
+                # Companions before the checkpoint: a kill leaves an orphan table (removed when the dir is
+                # next opened), never a checkpoint without its table.
+                self.tracker.write_tsv(self.ckpts.path(self.step).with_suffix(".residuals.tsv"))
+            path = self.ckpts.save(self.step, payload, OmegaConf.to_yaml(self.cfg, resolve=True))
             self.saved.append(str(path))
         ddp.barrier(self.ctx)
         self.last_good = self.ckpts.path(self.step)

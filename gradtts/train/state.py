@@ -4,6 +4,10 @@ A training checkpoint is our model checkpoint (``gradtts.model.checkpoint.checkp
 with extras: ``optimizer``, ``scheduler``, ``rng`` (one snapshot per rank), ``sampler`` (epoch and
 batches consumed), ``tracker``, ``train`` (the resolved config) and ``n_base_spks``. Every value is
 a tensor or plain Python data so that ``torch.load(weights_only=True)`` reads it.
+
+A step exists when its ``step_XXXXXXX.pt`` does: the checkpoint is written (renamed into place) last
+and deleted first, and its companions (``.yaml`` config, ``.residuals.tsv``) without it are removed
+when the directory is opened, so a crash never leaves a visible config of a checkpoint that is not there.
 """
 
 from __future__ import annotations
@@ -17,9 +21,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from gradtts.io import atomic_torch_save, atomic_write_text, remove_stale_temps
+from gradtts.io import atomic_path, atomic_write_text, remove_stale_temps
 
 _STEP_FILE = re.compile(r"^step_(\d{7,})\.pt$")
+# Files that belong to one checkpoint and mean nothing without it.
+_COMPANION_FILE = re.compile(r"^(step_\d{7,})\.(yaml|residuals\.tsv)$")
+COMPANION_SUFFIXES = (".yaml", ".residuals.tsv")
 
 
 def step_name(step: int) -> str:
@@ -62,8 +69,9 @@ def _is_rank_zero() -> bool:
 class CheckpointDir:
     """``ckpt/step_XXXXXXX.pt`` (+ ``.yaml`` config beside it) with pruning of old resume points.
 
-    Opening it deletes the partial checkpoints (temporary files) of a save that was killed, unless
-    ``remove_temps`` is false; under data-parallel training only rank 0 does so.
+    Opening it deletes what a killed save or prune left: partial checkpoints (temporary files) and
+    configs / residual tables whose checkpoint is missing, unless ``remove_temps`` is false; under
+    data-parallel training only rank 0 does so.
     """
 
     def __init__(self, root: str | Path, keep_steps: list[int] | tuple[int, ...] = (), keep_last: int = 1,
@@ -77,6 +85,10 @@ class CheckpointDir:
             if n:
                 print(f"removed {n} partial checkpoint file(s) left by an interrupted save in {self.root}",
                       file=sys.stderr)
+            orphans = self._remove_orphans()
+            if orphans:
+                print(f"removed {', '.join(orphans)} in {self.root}: left without their checkpoint by an "
+                      "interrupted save or prune", file=sys.stderr)
 
     def path(self, step: int) -> Path:
         return self.root / f"{step_name(step)}.pt"
@@ -90,19 +102,47 @@ class CheckpointDir:
         steps = self.steps()
         return self.path(steps[-1]) if steps else None
 
+    def _remove_orphans(self) -> list[str]:
+        """Delete ``step_*.yaml`` / ``step_*.residuals.tsv`` whose ``step_*.pt`` is missing; returns their names."""
+        if not self.root.is_dir():
+            return []
+        removed = []
+        for p in sorted(self.root.iterdir()):
+            m = _COMPANION_FILE.match(p.name)
+            if m and p.is_file() and not (self.root / f"{m.group(1)}.pt").exists():
+                p.unlink(missing_ok=True)
+                removed.append(p.name)
+        return removed
+
     def save(self, step: int, payload: dict[str, Any], config_yaml: str | None = None) -> Path:
-        """Write the config (first) and the checkpoint atomically, then prune; returns the checkpoint path."""
+        """Write the checkpoint and its config atomically, then prune; returns the checkpoint path.
+
+        Both are complete in temporary files before either becomes visible; the config is renamed into
+        place just before the checkpoint, so a kill between the two renames leaves a config without a
+        checkpoint, which the next opening removes (never a checkpoint whose config was lost).
+        """
         path = self.path(step)
-        if config_yaml is not None:
-            atomic_write_text(path.with_suffix(".yaml"), config_yaml)
-        atomic_torch_save(payload, path)
+        yaml_path = path.with_suffix(".yaml")
+        had_pt = path.exists()
+        try:
+            with atomic_path(path) as tmp:
+                # A file object: torch's C++ writer would report a full disk without an errno.
+                with open(tmp, "wb") as f:
+                    torch.save(payload, f)
+                if config_yaml is not None:
+                    atomic_write_text(yaml_path, config_yaml)
+        except BaseException:
+            if config_yaml is not None and not had_pt and not path.exists():
+                yaml_path.unlink(missing_ok=True)  # the checkpoint's rename failed: its config goes too
+            raise
         self._prune()
         return path
 
     def _prune(self) -> None:
         periodic = [s for s in self.steps() if s not in self.keep_steps]
         for s in periodic[:-self.keep_last]:
-            for suffix in (".pt", ".yaml", ".residuals.tsv"):
+            # The checkpoint first: a kill in between leaves companions that the next opening removes.
+            for suffix in (".pt",) + COMPANION_SUFFIXES:
                 self.path(s).with_suffix(suffix).unlink(missing_ok=True)
 
 

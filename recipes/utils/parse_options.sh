@@ -1,29 +1,42 @@
 #!/usr/bin/env bash
 # Kaldi-style option parsing, sourced by recipes after they define their variables.
-#   --name value   sets the existing shell variable `name` (dashes in NAME become underscores);
+#   --name value   sets the recipe variable `name` (dashes in NAME become underscores);
 #   --name=value   same;
 #   --help / -h    prints $help_message and exits;
 #   key=value      (anything else) is collected, in order, into the array `hydra_overrides`.
-# An option naming a variable that the recipe did not define is an error, so typos fail loudly.
+# Only the recipe's declared options can be set: the variables the sourcing script assigns at the start of a
+# line (`name=default`) above the line that sources this file. Any other name (a typo, or PATH, IFS, HOME,
+# a variable of this parser) is an error that names it, and nothing is changed.
 hydra_overrides=()
+
+# The declared options, read from the sourcing script's text (never from the environment).
+_caller="${BASH_SOURCE[1]:-}"
+_caller_line="${BASH_LINENO[0]:-0}"
+if [ -z "${_caller}" ] || [ ! -f "${_caller}" ]; then
+  echo "$0: parse_options.sh must be sourced by a recipe script (its option defaults are read from that file)" >&2
+  exit 1
+fi
+_declared=" $(head -n "$((_caller_line > 0 ? _caller_line - 1 : 0))" "${_caller}" \
+  | sed -nE 's/^([A-Za-z_][A-Za-z0-9_]*)=.*/\1/p' | grep -vxE 'help_message|hydra_overrides' | tr '\n' ' ')"
+
 while [ $# -gt 0 ]; do
   case "$1" in
     --help|-h)
       printf '%s\n' "${help_message:-no help available}"
       exit 0 ;;
     --*=*)
-      _name="${1%%=*}"; _name="${_name#--}"; _name="${_name//-/_}"; _value="${1#*=}"; shift ;;
+      _given="${1%%=*}"; _name="${_given#--}"; _name="${_name//-/_}"; _value="${1#*=}"; shift ;;
     --*)
-      _name="${1#--}"; _name="${_name//-/_}"
+      _given="$1"; _name="${1#--}"; _name="${_name//-/_}"
       if [ $# -lt 2 ]; then echo "$0: option --${_name} needs a value" >&2; exit 1; fi
       _value="$2"; shift 2 ;;
     *)
       hydra_overrides+=("$1"); shift; continue ;;
   esac
-  if ! declare -p "${_name}" >/dev/null 2>&1; then
-    echo "$0: unknown option --${_name//_/-} (see --help)" >&2
+  if [[ ! "${_name}" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || [[ "${_declared}" != *" ${_name} "* ]]; then
+    echo "$0: unknown option ${_given} (not one of this recipe's options; see --help)" >&2
     exit 1
   fi
   printf -v "${_name}" '%s' "${_value}"
 done
-unset _name _value
+unset _given _name _value _caller _caller_line _declared
