@@ -12,7 +12,7 @@ from gradtts.model.config import build_model
 from gradtts.train import train
 from gradtts.train.cli import compose
 from gradtts.train.identity import (RunIdentityError, arm_of, digest, loss_label, loss_tag, run_identity)
-from train_fixtures import make_feats, smoke_overrides
+from train_fixtures import make_feats, save_tiny_base, smoke_overrides
 
 FT = ("experiment=finetune", "model=tiny", "trainer.device=cpu", "trainer.progress=false", "trainer.tensorboard=false",
       "trainer.sample_every=0", "trainer.deterministic=false", "data.batch_size=4", "data.out_size=32",
@@ -21,12 +21,7 @@ FT = ("experiment=finetune", "model=tiny", "trainer.device=cpu", "trainer.progre
 
 @pytest.fixture(scope="module")
 def base_ckpt(tmp_path_factory):
-    root = tmp_path_factory.mktemp("base")
-    torch.manual_seed(0)
-    model = build_model(compose(["data.feats_dir=x", "model=tiny"]).model, n_spks=3)
-    path = root / "base.pt"
-    save_checkpoint(path, model, dictionary="test-dictionary", spk2id={"a": 0, "b": 1, "c": 2}, step=1000)
-    return path
+    return save_tiny_base(tmp_path_factory.mktemp("base") / "base.pt")
 
 
 def test_loss_tags_and_labels_tell_delta_apart():

@@ -6,22 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from gradtts.model.checkpoint import load_checkpoint, save_checkpoint
+from gradtts.model.checkpoint import load_checkpoint
 from gradtts.model.config import build_model
 from gradtts.train import train
 from gradtts.train.adapt import add_speaker_rows, set_trainable
 from gradtts.train.cli import compose
-from train_fixtures import make_feats, smoke_overrides
+from train_fixtures import make_feats, save_tiny_base, smoke_overrides
 
 
 @pytest.fixture(scope="module")
 def base_ckpt(tmp_path_factory):
-    root = tmp_path_factory.mktemp("base")
-    torch.manual_seed(0)
-    model = build_model(compose(["data.feats_dir=x", "model=tiny"]).model, n_spks=3)
-    path = root / "base.pt"
-    save_checkpoint(path, model, dictionary="test-dictionary", spk2id={"a": 0, "b": 1, "c": 2}, step=1000)
-    return path
+    return save_tiny_base(tmp_path_factory.mktemp("base") / "base.pt")
 
 
 def test_add_speaker_rows_initialises_from_the_mean():

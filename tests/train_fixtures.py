@@ -44,3 +44,17 @@ def make_feats(root: Path, speakers: dict[str, int], seed: int = 0, corrupt: set
 
 def smoke_overrides(feats: Path, out: Path, *extra: str) -> list[str]:
     return ["experiment=smoke", f"data.feats_dir={feats}", f"trainer.out_dir={out}", *extra]
+
+
+def save_tiny_base(path: Path, dictionary: str = "test-dictionary", seed: int = 0) -> Path:
+    """A seeded tiny multi-speaker base checkpoint (speakers a, b, c) in our format, for fine-tuning tests."""
+    import torch
+
+    from gradtts.model.checkpoint import save_checkpoint
+    from gradtts.model.config import build_model
+    from gradtts.train.cli import compose
+
+    torch.manual_seed(seed)
+    model = build_model(compose(["data.feats_dir=x", "model=tiny"]).model, n_spks=3)
+    save_checkpoint(path, model, dictionary=dictionary, spk2id={"a": 0, "b": 1, "c": 2}, step=1000)
+    return Path(path)

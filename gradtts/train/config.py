@@ -57,6 +57,7 @@ class TrainerConfig:
     sample_timesteps: int = 10
     seed: int = 1234
     device: str = "auto"              # auto | cpu | cuda | cuda:N (under torchrun: the local rank's GPU)
+    num_threads: Optional[int] = None  # CPU threads of this process (None: torch's default); 1 lets jobs share cores
     precision: str = "fp32"           # fp32 | bf16 (autocast of the U-Net score estimator)
     compile: bool = False             # torch.compile the U-Net score estimator
     tf32: bool = False

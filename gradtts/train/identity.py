@@ -1,7 +1,8 @@
 """A training run's identity: every setting that changes its weights at a given step.
 
-Two runs with equal identities produce the same checkpoint at the same step (up to device rounding),
-so the identity is what a run directory, a score summary and the R/L pairing must stand for.
+Two runs with equal identities produce the same checkpoint at the same step (up to float rounding: the
+device and the CPU thread count are left out), so the identity is what a run directory, a score summary
+and the R/L pairing must stand for.
 ``trainer.max_steps`` and the save schedule are left out on purpose: with a constant learning rate
 the checkpoint at step s does not depend on how far the run goes, so extending a finished run is
 a legitimate resume. The *arm* is the identity without the few-shot set and the seed: what a

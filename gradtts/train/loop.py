@@ -32,7 +32,7 @@ from gradtts.train.config import TrainConfig
 from gradtts.train.data import BucketBatchSampler, ManifestError, MelDataset, collate, read_manifest
 from gradtts.train.identity import arm_of, check_same_run, digest, loss_label, loss_tag, run_identity
 from gradtts.train.speed import autocast_module, compile_module, fused_adam_available, precision_dtype
-from gradtts.train.state import CheckpointDir, load_training_state, rng_restore, rng_snapshot, step_name
+from gradtts.train.state import CheckpointDir, load_training_state, rng_restore, rng_snapshot
 from gradtts.train.tracker import UtteranceTracker
 
 
@@ -448,6 +448,9 @@ def train(cfg: Any) -> dict[str, Any]:
         raise ValueError("data.feats_dir is required (the features dir with manifest.jsonl)")
     ctx = ddp.setup(cfg.trainer.device)
     saved = (torch.backends.mkldnn.enabled, torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    threads = torch.get_num_threads()
+    if cfg.trainer.num_threads:
+        torch.set_num_threads(int(cfg.trainer.num_threads))
     if cfg.trainer.deterministic:
         # oneDNN chooses CPU convolution kernels per shape on first use, so a resumed process (which meets
         # shapes in another order) drifts from the uninterrupted one by float rounding; the native kernels don't.
@@ -457,5 +460,6 @@ def train(cfg: Any) -> dict[str, Any]:
         return Trainer(cfg, ctx).run()
     finally:
         torch.backends.mkldnn.enabled, torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved
+        torch.set_num_threads(threads)
         ddp.teardown(ctx)
 
