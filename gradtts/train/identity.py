@@ -52,24 +52,20 @@ def loss_identity(loss: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _describe(loss: Mapping[str, Any], huber: str, scheduled: str) -> str:
+    ident = loss_identity(loss)
+    fmt = {"huber": huber, "scheduled_huber": scheduled}.get(ident["name"])
+    return fmt.format(**ident) if fmt else str(ident["name"])
+
+
 def loss_label(loss: Mapping[str, Any]) -> str:
     """A human label, e.g. ``scheduled_huber(exponential, δ_min=0.1)``."""
-    ident = loss_identity(loss)
-    if ident["name"] == "huber":
-        return f"huber(δ={ident['delta']:g})"
-    if ident["name"] == "scheduled_huber":
-        return f"scheduled_huber({ident['schedule']}, δ_min={ident['delta_min']:g})"
-    return str(ident["name"])
+    return _describe(loss, "huber(δ={delta:g})", "scheduled_huber({schedule}, δ_min={delta_min:g})")
 
 
 def loss_tag(loss: Mapping[str, Any]) -> str:
     """A directory-safe tag: ``l2``, ``huber_d0.1``, ``scheduled_huber_exponential_dmin0.01``."""
-    ident = loss_identity(loss)
-    if ident["name"] == "huber":
-        return f"huber_d{ident['delta']:g}"
-    if ident["name"] == "scheduled_huber":
-        return f"scheduled_huber_{ident['schedule']}_dmin{ident['delta_min']:g}"
-    return str(ident["name"])
+    return _describe(loss, "huber_d{delta:g}", "scheduled_huber_{schedule}_dmin{delta_min:g}")
 
 
 def run_identity(cfg: DictConfig | Mapping[str, Any], manifest_file: str | Path | None = None) -> dict[str, Any]:
