@@ -48,7 +48,8 @@ def cell(a: argparse.Namespace) -> dict:
                    f"data.feats_dir={fs / a.pset / 'feats'}", f"trainer.out_dir={out}", f"trainer.max_steps={a.steps}",
                    f"trainer.save_steps=[{a.steps}]", "trainer.save_every=0", "trainer.device=cpu",
                    "trainer.progress=false", "trainer.tensorboard=false", "trainer.sample_every=0",
-                   "data.batch_size=8", "data.out_size=128", "optim.lr=4e-4", "trainer.seed=0"]))
+                   "data.batch_size=8", "data.out_size=128", "optim.lr=4e-4", "trainer.seed=0",
+                   *([f"trainer.num_threads={a.threads}"] if a.threads else [])]))
     t1 = time.perf_counter()
     run_synthesis(SynthConfig(texts=str(fs), text_format="kaldi", checkpoints=[str(out / "ckpt")], steps=[a.steps],
                               out_dir=str(out / "synth"), vocoder="hifigan", device="cpu"))
@@ -69,8 +70,9 @@ def _command(a: argparse.Namespace, loss: str, pset: str, out: Path, threads: in
 
 def _env(threads: int | None) -> dict[str, str]:
     env = dict(os.environ)
-    if threads:  # OpenMP/MKL pools of the child follow torch's setting from the start
-        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+    if threads:  # every thread pool of the child follows from the start; numba's (the alignment's parallel
+        # kernel) must be limited before import: numba.set_num_threads later still left the jobs 3x slower
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = env["NUMBA_NUM_THREADS"] = str(threads)
     return env
 
 
