@@ -18,7 +18,6 @@ it once, under ``EXP_DIR/finetune/<pair>/step0/``. Both stages skip what exists 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import re
 import sys
@@ -73,13 +72,9 @@ def find_runs(exp: str | Path) -> list[Run]:
 
 def _weights_digest(path: Path) -> str:
     from gradtts.model.checkpoint import read_checkpoint
+    from gradtts.train.identity import tensors_digest
 
-    sd, _ = read_checkpoint(path)
-    h = hashlib.sha256()
-    for k in sorted(sd):
-        h.update(k.encode())
-        h.update(sd[k].detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
+    return tensors_digest(read_checkpoint(path)[0])
 
 
 def step0_checkpoints(exp: Path, runs: list[Run]) -> dict[str, Path]:

@@ -60,9 +60,9 @@ def audio_files(path: str | Path) -> list[Path]:
 
 
 def _digests(files: list[Path]) -> dict[str, str]:
-    import hashlib
+    from gradtts.train.identity import file_digest
 
-    return {f.name: hashlib.sha1(f.read_bytes()).hexdigest() for f in files}
+    return {f.name: file_digest(f) for f in files}
 
 
 def score(cfg: ScoreConfig) -> dict:

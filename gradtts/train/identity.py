@@ -38,6 +38,15 @@ def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def tensors_digest(state: Mapping[str, Any]) -> str:
+    """sha256 over a state dict's names and tensor bytes, in its order (to compare weights across runs or ranks)."""
+    h = hashlib.sha256()
+    for k, v in state.items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def loss_identity(loss: Mapping[str, Any]) -> dict[str, Any]:
     """Only the loss fields its family reads (δ of l2 is meaningless and must not split arms)."""
     name = loss.get("name", "l2")

@@ -9,7 +9,6 @@ generator of its own).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import time
@@ -30,7 +29,8 @@ from gradtts.train import ddp
 from gradtts.train.adapt import add_speaker_rows, apply_train_mode, clip_groups, set_trainable
 from gradtts.train.config import TrainConfig
 from gradtts.train.data import BucketBatchSampler, ManifestError, MelDataset, collate, read_manifest
-from gradtts.train.identity import arm_of, check_same_run, digest, loss_label, loss_tag, run_identity
+from gradtts.train.identity import (arm_of, check_same_run, digest, loss_label, loss_tag, run_identity,
+                                    tensors_digest)
 from gradtts.train.speed import autocast_module, compile_module, fused_adam_available, precision_dtype
 from gradtts.train.state import CheckpointDir, load_training_state, rng_restore, rng_snapshot
 from gradtts.train.tracker import UtteranceTracker
@@ -77,11 +77,7 @@ def _as_config(cfg: Any) -> DictConfig:
 
 def state_digest(model: nn.Module) -> str:
     """sha256 over the state dict's names and bytes (to compare weights across runs or ranks)."""
-    h = hashlib.sha256()
-    for k, v in model.state_dict().items():
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
+    return tensors_digest(model.state_dict())
 
 
 class Trainer:
