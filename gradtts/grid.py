@@ -2,8 +2,9 @@
 
     python -m gradtts.grid synth EXP_DIR [--steps 60 120] [--n-timesteps 10] [--temperature 1.5]
                                   [--length-scale 1.0] [--vocoder hifigan] [--device auto] [--dictionary PATH]
-                                  [--overwrite]
+                                  [--jobs 1] [--overwrite]
     python -m gradtts.grid score EXP_DIR [--encoder ge2e] [--encoder-source DIR]
+    python -m gradtts.grid collect EXP_DIR DEST   # the small files a report needs, e.g. to commit them
 
 A grid run lives in ``EXP_DIR/finetune/<pair>/<loss tag>/p<frac>/seed<k>/`` (the layout stage 5 writes)
 with the trainer's ``run.json`` (identity, arm, what it trained on); its few-shot set in
@@ -104,26 +105,53 @@ def _synth(texts: Path, ckpts: list[str], steps: list[int] | None, out_dir: Path
                               out_dir=str(out_dir), **opts))
 
 
-def synth_all(exp: Path, steps: list[int] | None, **opts: Any) -> None:
-    """Synthesise the test texts at ``steps`` for every run (step 0 once per pair); ``opts`` go to SynthConfig."""
+def _synth_task(label: str, texts: Path, ckpts: list[str], out_dir: Path, opts: dict[str, Any]) -> None:
+    print(f"{label} synthesis {out_dir.parent}", flush=True)
+    _synth(texts, ckpts, None, out_dir, opts)
+
+
+def _limit_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def synth_all(exp: Path, steps: list[int] | None, jobs: int = 1, **opts: Any) -> None:
+    """Synthesise the test texts at ``steps`` for every run (step 0 once per pair); ``opts`` go to SynthConfig.
+
+    ``jobs`` > 1 spreads the runs over that many processes with ``cores / jobs`` threads each (on a small
+    CPU, one-thread processes side by side beat one process with every thread).
+    """
     runs = find_runs(exp)
     if not runs:
         raise SystemExit(f"{exp}/finetune: no fine-tuning runs found (run stage 5 first)")
     later = [s for s in steps if s != 0] if steps else None
+    tasks = []
     if steps is None or 0 in steps:
         for pair, ckpt in step0_checkpoints(exp, runs).items():
-            print(f"[step 0] synthesis {pair}", flush=True)
-            _synth(exp / "fewshot" / pair / "test_texts.txt", [str(ckpt)], None,
-                   exp / "finetune" / pair / STEP0 / "synth", opts)
-    if later == []:
+            tasks.append(("[step 0]", exp / "fewshot" / pair / "test_texts.txt", [str(ckpt)],
+                          exp / "finetune" / pair / STEP0 / "synth"))
+    if later != []:
+        for i, run in enumerate(runs, 1):
+            ckpts = [str(p) for p in sorted((run.path / "ckpt").glob("step_*.pt")) if p.name != "step_0000000.pt"]
+            if later is not None:
+                ckpts = [c for c in ckpts if int(Path(c).stem[5:]) in later]
+            if ckpts:
+                tasks.append((f"[{i}/{len(runs)}]", exp / "fewshot" / run.pair / "test_texts.txt", ckpts,
+                              run.path / "synth"))
+    if jobs <= 1:
+        for task in tasks:
+            _synth_task(*task, opts)
         return
-    for i, run in enumerate(runs, 1):
-        print(f"[{i}/{len(runs)}] synthesis {run.path.relative_to(exp)}", flush=True)
-        ckpts = [str(p) for p in sorted((run.path / "ckpt").glob("step_*.pt")) if p.name != "step_0000000.pt"]
-        if later is not None:
-            ckpts = [c for c in ckpts if int(Path(c).stem[5:]) in later]
-        if ckpts:
-            _synth(exp / "fewshot" / run.pair / "test_texts.txt", ckpts, None, run.path / "synth", opts)
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_limit_threads,
+                             initargs=(threads,)) as pool:
+        for fut in [pool.submit(_synth_task, *task, opts) for task in tasks]:
+            fut.result()  # the first failure ends the stage, as in the sequential loop
 
 
 def _synth_meta(gen: Path) -> dict[str, Any]:
@@ -161,6 +189,39 @@ def score_all(exp: Path, encoder: str, encoder_source: str | None, device: str) 
                           meta={**meta, **_synth_meta(gen)}))
 
 
+#: The small per-run files a report is made from (no checkpoints, no audio).
+SMALL_FILES = ("run.json", "train_log.tsv", "ckpt/step_*.residuals.tsv", "synth/step_*/synth.json",
+               "score/step_*/summary.json")
+
+
+def collect_small(exp: Path, dest: Path) -> int:
+    """Copy every run's (and step 0's) small result files into ``dest`` with the ``finetune/`` layout kept.
+
+    ``gradtts-report root=DEST`` then regenerates the report without checkpoints or audio. Returns the
+    number of files copied; files already there with the same bytes are left alone.
+    """
+    import shutil
+
+    src_root = exp / "finetune"
+    runs = find_runs(exp)
+    if not runs:
+        raise SystemExit(f"{src_root}: no fine-tuning runs found")
+    dirs = [r.path for r in runs] + sorted(p for p in src_root.glob(f"*/{STEP0}") if p.is_dir())
+    n = 0
+    for d in dirs:
+        for pattern in SMALL_FILES:
+            for f in sorted(d.glob(pattern)):
+                out = dest / f.relative_to(src_root)
+                if out.is_file() and out.read_bytes() == f.read_bytes():
+                    continue
+                out.parent.mkdir(parents=True, exist_ok=True)
+                tmp = out.with_name(out.name + ".tmp")
+                shutil.copyfile(f, tmp)
+                tmp.replace(out)
+                n += 1
+    return n
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -173,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--vocoder", default="hifigan", help="hifigan (default; never falls back) | griffinlim | auto")
     s.add_argument("--device", default="auto")
     s.add_argument("--batch-size", type=int, default=16)
+    s.add_argument("--jobs", type=int, default=1, help="parallel synthesis processes (cores / jobs threads each)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--dictionary", default=None, help="CMUdict-format file (default: the one the checkpoints record)")
     s.add_argument("--overwrite", action="store_true", help="regenerate outputs made with other settings")
@@ -181,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--encoder", default="ge2e")
     c.add_argument("--encoder-source", default=None)
     c.add_argument("--device", default="cpu")
+    k = sub.add_parser("collect", help="copy the small result files (summaries, run records, residual tables)")
+    k.add_argument("exp")
+    k.add_argument("dest", help="directory that gets the finetune/ layout, e.g. egs/synthvox/results/study/finetune")
     a = p.parse_args(argv)
     from gradtts.config import cli_errors
 
@@ -190,8 +255,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(a: argparse.Namespace) -> None:
-    if a.cmd == "synth":
-        synth_all(Path(a.exp), a.steps or None, n_timesteps=a.n_timesteps, temperature=a.temperature,
+    if a.cmd == "collect":
+        print(f"{collect_small(Path(a.exp), Path(a.dest))} file(s) copied to {a.dest}")
+    elif a.cmd == "synth":
+        synth_all(Path(a.exp), a.steps or None, jobs=a.jobs, n_timesteps=a.n_timesteps, temperature=a.temperature,
                   length_scale=a.length_scale, vocoder=a.vocoder, device=a.device, batch_size=a.batch_size,
                   seed=a.seed, dictionary=a.dictionary, overwrite=a.overwrite)
     else:

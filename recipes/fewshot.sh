@@ -32,7 +32,8 @@ seeds="0"               # stage 5: comma-separated fine-tuning seeds
 ft_steps=2000           # stage 5: fine-tuning steps
 save_steps="250,500,1000,2000"    # stage 5: checkpoints kept and evaluated (step 0, before any update, is added)
 launcher=joblib         # stage 5: Hydra launcher: joblib (local) | slurm | basic
-grid_jobs=1             # stage 5: parallel fine-tuning jobs with the joblib launcher
+grid_jobs=1             # stages 5-6: parallel jobs (fine-tuning via the joblib launcher, synthesis), each with cores/jobs CPU threads
+synth_steps=""          # stage 6: steps to synthesise and score (empty: every save step); step 0 is always added
 n_timesteps=10          # stage 6: reverse-diffusion steps
 temperature=1.5         # stage 6: prior temperature (official default 1.5)
 length_scale=1.0        # stage 6: duration scale
@@ -55,6 +56,13 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 [ -n "$pairs" ] || { echo "$0: --pairs \"T:C ...\" is required" >&2; exit 1; }
 mkdir -p "$exp/.done"
+synth_steps=${synth_steps:-$save_steps}
+# Parallel jobs share the CPU cores: each gets its share of threads, numba's pool included (its
+# parallel alignment kernel otherwise starts a spinning worker per core in every job: 3x slower).
+job_threads=$(( $(nproc) / grid_jobs )); [ "$job_threads" -ge 1 ] || job_threads=1
+if [ "$grid_jobs" -gt 1 ]; then
+  export NUMBA_NUM_THREADS=$job_threads OMP_NUM_THREADS=$job_threads
+fi
 exp=$(cd "$exp" && pwd)
 data=$exp/data
 
@@ -139,13 +147,15 @@ if run_stage 5; then
   log "stage 5: fine-tuning grid: losses {$losses} x sets {${psets%,}} x seeds {$seeds} x pairs {${pair_names%,}} from $ckpt"
   launch=()
   case "$launcher" in
-    joblib) launch=(hydra/launcher=joblib "hydra.launcher.n_jobs=$grid_jobs") ;;
+    joblib) launch=(hydra/launcher=joblib "hydra.launcher.n_jobs=$grid_jobs")
+            [ "$grid_jobs" -gt 1 ] && launch+=("trainer.num_threads=$job_threads") ;;
     slurm) launch=(hydra/launcher=slurm) ;;
     basic) ;;
     *) echo "$0: unknown --launcher $launcher" >&2; exit 1 ;;
   esac
+  # Pairs vary slowest: a grid stopped part-way leaves whole pairs (every loss, p and seed) finished.
   gradtts-train -m experiment=finetune adapt.checkpoint="$ckpt" \
-    "loss=$losses" "+study.pair=${pair_names%,}" "+study.pset=${psets%,}" "trainer.seed=$seeds" \
+    "+study.pair=${pair_names%,}" "trainer.seed=$seeds" "loss=$losses" "+study.pset=${psets%,}" \
     "data.feats_dir=$exp/fewshot/\${study.pair}/\${study.pset}/feats" \
     "trainer.out_dir='$exp/finetune/\${study.pair}/\${loss_tag:\${loss}}/\${study.pset}/seed\${trainer.seed}'" \
     "trainer.max_steps=$ft_steps" "trainer.save_steps=[0,$save_steps]" "trainer.device=$device" \
@@ -155,8 +165,8 @@ if run_stage 5; then
 fi
 
 if run_stage 6; then
-  log "stage 6: synthesis and vocoding ($vocoder) at steps 0,$save_steps"
-  python -m gradtts.grid synth "$exp" --steps 0 ${save_steps//,/ } --n-timesteps "$n_timesteps" \
+  log "stage 6: synthesis and vocoding ($vocoder) at steps 0,$synth_steps"
+  python -m gradtts.grid synth "$exp" --steps 0 ${synth_steps//,/ } --n-timesteps "$n_timesteps" --jobs "$grid_jobs" \
     --temperature "$temperature" --length-scale "$length_scale" --vocoder "$vocoder" --device "$device" \
     ${dictionary:+--dictionary "$dictionary"}
   done_stage 6

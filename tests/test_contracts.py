@@ -170,3 +170,40 @@ def test_scoring_to_report(study):
     assert float(paired[0]["dR"]) == pytest.approx(float(h["R"]) - float(l2[0.5]["R"]))
     md = (exp / "report/results.md").read_text()
     assert "griffinlim" in md.lower() and "4 fine-tunings" in md
+
+
+def test_parallel_synthesis_writes_what_sequential_does(study, tmp_path):
+    import shutil
+
+    opts = dict(n_timesteps=2, temperature=1.5, length_scale=1.0, vocoder="griffinlim", device="cpu", batch_size=16,
+                seed=0, dictionary=None, overwrite=False)
+    wavs = {}
+    for jobs in (1, 2):
+        exp = tmp_path / f"jobs{jobs}"
+        shutil.copytree(study["exp"], exp, ignore=shutil.ignore_patterns("synth", "score", "report"))
+        grid.synth_all(exp, [0, 2], jobs=jobs, **opts)
+        wavs[jobs] = {p.relative_to(exp): sf.read(p)[0] for p in (exp / "finetune").rglob("*.wav")}
+    assert sorted(wavs[1]) == sorted(wavs[2]) and len(wavs[1]) == 10
+    for rel, a in wavs[1].items():
+        assert np.array_equal(a, wavs[2][rel]), rel
+
+
+def test_collected_small_files_regenerate_the_report(study, tmp_path):
+    """What `grid collect` copies (to commit) is all the report needs: same tables, no weights or audio."""
+    from gradtts.report.cli import ReportConfig, report
+    from gradtts.report.tables import read_csv
+
+    exp = study["exp"]
+    dest = tmp_path / "committed" / "finetune"
+    assert grid.collect_small(exp, dest) > 0
+    assert grid.collect_small(exp, dest) == 0  # idempotent: nothing changed, nothing copied
+    kinds = {p.suffix for p in dest.rglob("*") if p.is_file()}
+    assert kinds <= {".json", ".tsv"}, kinds
+    report(ReportConfig(root=str(exp / "finetune"), out_dir=str(tmp_path / "a")))
+    report(ReportConfig(root=str(dest), out_dir=str(tmp_path / "b")))
+    for name in ("results.csv", "paired.csv", "step0.csv", "ranking.csv"):
+        a, b = read_csv(tmp_path / "a" / name), read_csv(tmp_path / "b" / name)
+        drop = ("summary", "table")
+        assert [{k: v for k, v in r.items() if k not in drop} for r in a] == \
+               [{k: v for k, v in r.items() if k not in drop} for r in b], name
+    assert len(read_csv(tmp_path / "b" / "ranking.csv")) == 2  # two corrupted runs at step 2

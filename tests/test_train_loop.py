@@ -141,3 +141,30 @@ def test_bad_config_values_are_reported(feats, tmp_path):
         train(compose(smoke_overrides(feats, tmp_path / "x", "trainer.precision=fp8")))
     with pytest.raises(ValueError, match="unknown loss 'l1'"):
         train(compose(smoke_overrides(feats, tmp_path / "y", "loss.name=l1")))
+
+
+def test_init_from_continues_a_base_model_from_its_weights(feats, tmp_path):
+    """trainer.init_from: the checkpoint's weights and speakers, steps counted on, its digest in the identity."""
+    from train_fixtures import save_tiny_base
+
+    from gradtts.train.identity import file_digest
+
+    base = save_tiny_base(tmp_path / "base.pt", seed=5)  # speakers a, b, c; step 1000
+    start, _ = load_checkpoint(base)
+    out = tmp_path / "more"
+    s = train(compose(smoke_overrides(feats, out, f"trainer.init_from={base}", "trainer.max_steps=1004",
+                                      "trainer.save_steps=[1000]", "trainer.save_every=0")))
+    assert s["step"] == 1004 and s["spk2id"] == {"a": 0, "b": 1, "c": 2}
+    first = _weights(out / "ckpt" / "step_0001000.pt")
+    assert all(torch.equal(first[k], v) for k, v in start.state_dict().items())  # starts exactly at the file
+    last = _weights(out / "ckpt" / "step_0001004.pt")
+    assert not torch.equal(last["encoder.emb.weight"], first["encoder.emb.weight"])  # the encoder trains too
+    ident = json.loads((out / "run.json").read_text())["identity"]
+    assert ident["init_sha256"] == file_digest(base)
+
+    other = make_feats(tmp_path / "other", {"a": 2, "zz": 2}, seed=1)
+    with pytest.raises(ValueError, match=r"speakers \['zz'\] are not in .*base.pt"):
+        train(compose(smoke_overrides(other, tmp_path / "bad", f"trainer.init_from={base}")))
+    with pytest.raises(ValueError, match="exclude each other"):
+        train(compose(smoke_overrides(feats, tmp_path / "both", f"trainer.init_from={base}",
+                                      f"adapt.checkpoint={base}")))

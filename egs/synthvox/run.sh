@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The embedded default: the corruption study on the synthetic synthvox corpus, CPU-sized by default.
-#   egs/synthvox/run.sh                      # preset cpu: 1 pair, {l2, huber, scheduled_huber} x {0, 0.3}
+#   egs/synthvox/run.sh                      # preset cpu: 1 pair, {l2, huber, scheduled_huber} x {0, 0.3} (demo)
+#   egs/synthvox/run.sh --preset study       # the CPU study: 5 pairs x 2 seeds x {0, 0.3} x 3 losses (~80 min, 2 cores)
 #   egs/synthvox/run.sh --preset gpu         # official-size model, 3 pairs x 3 seeds x p in {0, .15, .30, .45}
 #   egs/synthvox/run.sh --preset smoke       # seconds-long end-to-end check with a tiny model (CI)
 #   egs/synthvox/run.sh --base_ckpt PATH --stage 4 loss.delta_min=0.01   # own base model, Hydra overrides
@@ -21,7 +22,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --preset) preset=$2; shift 2 ;;
     --base_ckpt) base_ckpt=$2; shift 2 ;;
-    --help|-h) echo "Usage: $0 [--preset cpu|gpu|smoke] [recipes/fewshot.sh options] [key=value Hydra overrides]"; \
+    --help|-h) echo "Usage: $0 [--preset cpu|study|gpu|smoke] [recipes/fewshot.sh options] [key=value Hydra overrides]"; \
                "$root/recipes/fewshot.sh" --help; exit 0 ;;
     *) shift ;;
   esac
@@ -35,15 +36,23 @@ for a in "${args[@]+"${args[@]}"}"; do
 done
 
 committed_base=$here/base/base_small.pt
+# The CPU cell (benchmarks/bench_cell.py): two 1-thread jobs side by side, bf16 U-Net in training, and only
+# the last step synthesised and scored (step 0 once per pair).
+cpu_cell=(--ft_steps 120 --save_steps 60,120 --synth_steps 120 --n_shot 20 --n_test 6 --n_ref 10
+          --grid_jobs 2 --device cpu --base_experiment base_cpu
+          data.batch_size=8 data.out_size=128 optim.lr=1e-3 trainer.precision=bf16)
+# Without the committed base model (or --base_ckpt), stage 3 trains one (base_cpu: about an hour on 2 cores).
+base_voices=0; [ -f "$committed_base" ] || [ -n "$base_ckpt" ] || base_voices=24
 case "$preset" in
   cpu)
-    # Without the committed base model (or --base_ckpt), stage 3 trains it (base_cpu: about an hour on 2 cores).
-    base_voices=0; [ -f "$committed_base" ] || [ -n "$base_ckpt" ] || base_voices=24
-    opts=(--exp "${exp:-$root/exp/synthvox}" --pairs "sv024:sv025" --fractions "0 0.30" --seeds 0
-          --ft_steps 120 --save_steps 60,120 --n_shot 20 --n_test 6 --n_ref 10 --grid_jobs 1 --device cpu
-          --base_experiment base_cpu
-          --local_data_args "--base_voices $base_voices --base_utts 60 --study_voices 2 --study_utts 45"
-          data.batch_size=8 data.out_size=128 optim.lr=4e-4)
+    opts=(--exp "${exp:-$root/exp/synthvox}" --pairs "sv024:sv025" --fractions "0 0.30" --seeds 0 "${cpu_cell[@]}"
+          --local_data_args "--base_voices $base_voices --base_utts 60 --study_voices 2 --study_utts 45")
+    [ -f "$committed_base" ] && opts+=(--base_ckpt "$committed_base")
+    ;;
+  study)
+    opts=(--exp "${exp:-$root/exp/synthvox_study}" --fractions "0 0.30" --seeds 0,1 "${cpu_cell[@]}"
+          --pairs "sv024:sv025 sv026:sv027 sv028:sv029 sv030:sv031 sv032:sv033"
+          --local_data_args "--base_voices $base_voices --base_utts 60 --study_voices 10 --study_utts 45")
     [ -f "$committed_base" ] && opts+=(--base_ckpt "$committed_base")
     ;;
   gpu)
@@ -60,7 +69,7 @@ case "$preset" in
           data.batch_size=4 data.out_size=32 data.num_workers=0 model=tiny trainer.deterministic=false
           trainer.tensorboard=false trainer.progress=false trainer.sample_every=0)
     ;;
-  *) echo "$0: unknown preset $preset (cpu, gpu, smoke)" >&2; exit 1 ;;
+  *) echo "$0: unknown preset $preset (cpu, study, gpu, smoke)" >&2; exit 1 ;;
 esac
 
 cd "$root"

@@ -63,6 +63,7 @@ class TrainerConfig:
     tf32: bool = False
     deterministic: bool = False       # bit-identical resume: CPU without oneDNN (~1.5x slower), cuDNN deterministic
     resume: bool = True
+    init_from: Optional[str] = None    # base training: start from this checkpoint's weights (same speakers), fresh optimizer
     track_utts: Optional[bool] = None  # per-utterance residual table; None: on when fine-tuning
     progress: bool = True
     tensorboard: bool = True

@@ -92,6 +92,10 @@ def run_identity(cfg: DictConfig | Mapping[str, Any], manifest_file: str | Path 
         ident["adapt"]["checkpoint_sha256"] = file_digest(adapt["checkpoint"])
     else:
         ident["model"] = dict(c["model"])
+        init = (c["trainer"] or {}).get("init_from")
+        if init:
+            # The starting weights decide the run as much as the config does.
+            ident["init_sha256"] = file_digest(init)
     if manifest_file is not None:
         ident["data"]["manifest_sha256"] = file_digest(manifest_file)
     return ident

@@ -111,8 +111,8 @@ class Trainer:
         self.loss = _Recorder(loss_from_config(cfg.loss, self.model.config["beta_min"], self.model.config["beta_max"]))
         dtype = precision_dtype(tc.precision)
         if dtype is not None:
-            if self.device.type != "cuda":
-                warnings.warn("trainer.precision=bf16 on CPU runs but is usually slower than fp32", stacklevel=2)
+            # On CPUs without native bf16 this is slower than fp32; on the 2-core study machine it took
+            # 0.73x the fp32 step time (benchmarks/RESULTS.md), so it is the caller's choice, not warned.
             autocast_module(self.model.decoder.estimator, self.device.type, dtype)
         if tc.compile:
             compile_module(self.model.decoder.estimator)
@@ -123,7 +123,8 @@ class Trainer:
         self._build_optimizer()
         self._build_data(items)
         self.ckpts = CheckpointDir(self.out / "ckpt", list(tc.save_steps), tc.keep_last)
-        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        # Continued training counts on from the starting checkpoint's step.
+        self.step, self.epoch, self.batch_in_epoch = self.init_step, 0, 0
         self.last_good: Path | None = None
         self.history: list[dict[str, float]] = []
         self.saved: list[str] = []
@@ -134,6 +135,10 @@ class Trainer:
     def _build_model(self, manifest, items) -> None:
         cfg = self.cfg
         speakers = sorted({it.spk for it in items})
+        self.init_step = 0
+        if cfg.adapt.checkpoint and cfg.trainer.init_from:
+            raise ValueError("trainer.init_from and adapt.checkpoint exclude each other: init_from continues base "
+                             "training on the checkpoint's speakers, adapt.checkpoint fine-tunes to new ones")
         if cfg.adapt.checkpoint:
             base, info = load_checkpoint(cfg.adapt.checkpoint, n_spks=cfg.adapt.n_spks, pe_scale=cfg.adapt.pe_scale)
             self.dictionary = info.dictionary
@@ -152,6 +157,11 @@ class Trainer:
                 model, spk2id, self.new_speakers = base, {s: 0 for s in speakers}, []
             self.parts = list(cfg.adapt.trainable)
             self.track = cfg.trainer.track_utts is not False
+        elif cfg.trainer.init_from:
+            model, spk2id, self.dictionary = self._init_from(cfg.trainer.init_from, speakers)
+            self.n_base_spks, self.new_speakers = None, []
+            self.parts = ["encoder", "decoder", "spk_emb"]
+            self.track = bool(cfg.trainer.track_utts)
         else:
             n_spks = max(int(cfg.model.n_spks), len(speakers)) if len(speakers) > 1 else int(cfg.model.n_spks)
             model = build_model(cfg.model, n_spks=n_spks)
@@ -169,6 +179,21 @@ class Trainer:
         self.model = model.to(self.device)
         self.params = set_trainable(self.model, self.parts, self.n_base_spks)
         apply_train_mode(self.model, self.parts)
+
+    def _init_from(self, path: str, speakers: list[str]):
+        """Weights of a base checkpoint to continue training on its own speakers (config from the file)."""
+        model, info = load_checkpoint(path)
+        spk2id = dict(info.spk2id)
+        if model.n_spks > 1:
+            unknown = [s for s in speakers if s not in spk2id]
+            if unknown:
+                raise ManifestError(f"{self.manifest.root}: speakers {unknown[:5]} are not in {path} (it knows "
+                                    f"{len(spk2id)}: {sorted(spk2id)[:5]}...); trainer.init_from continues training "
+                                    "on the checkpoint's own speakers, use adapt.checkpoint to add new ones")
+        else:
+            spk2id = {s: 0 for s in speakers}
+        self.init_step = int(info.step or 0)
+        return model, spk2id, info.dictionary
 
     def _check_tokens(self, items) -> None:
         n_vocab = self.model.n_vocab
@@ -395,8 +420,8 @@ class Trainer:
                    disable=not (self.ctx.is_main and tc.progress), desc="fine-tune" if self.cfg.adapt.checkpoint else "train")
         if resumed and self.ctx.is_main:
             bar.write(f"resumed from {self.last_good} at step {self.step}")
-        if not resumed and 0 in set(tc.save_steps):
-            self.save()  # step 0: the base model with its new speaker rows, before any update
+        if not resumed and self.step in set(tc.save_steps):
+            self.save()  # the starting weights (step 0: the base model with its new speaker rows), before any update
         t_last, s_last = time.perf_counter(), self.step
         try:
             while self.step < tc.max_steps:
