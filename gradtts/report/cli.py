@@ -11,6 +11,9 @@ back to ``arm``, then ``loss``, for old summaries), step, seed and pair. Writes,
 - ``results.csv``: per arm × p × step, pair-level and seed-level intervals of S_T, S_C, R, L, A;
 - ``paired.csv``: per arm pair × p × step, ΔR and ΔL with pair-level and seed-level intervals;
 - ``step0.csv``: S_T(0), S_C(0) per pair;
+- ``ranking.csv``: per fine-tuning on a corrupted set × step, how well the trainer's residual ranking
+  (``ckpt/step_*.residuals.tsv``) finds the corrupt clips: AUC and precision@k (``gradtts.report.ranking``);
+- ``ranking_summary.csv``: per arm × p × step, their pair-level and seed-level intervals;
 - ``results.md`` and the plots ``R.png``, ``L.png``, ``dR.png``.
 
 With ``results_md`` the same markdown goes between marker lines of that file (text outside them is kept)
@@ -28,7 +31,7 @@ from pathlib import Path
 from typing import Optional
 
 RUN_FIELDS = ("loss", "p", "step", "seed", "pair")
-CSV_FILES = ("runs.csv", "results.csv", "paired.csv", "step0.csv")
+CSV_FILES = ("runs.csv", "results.csv", "paired.csv", "step0.csv", "ranking.csv", "ranking_summary.csv")
 PLOT_FILES = ("R.png", "L.png", "dR.png")
 RUNS_COLUMNS = ("kind", "arm", "arm_id", "loss", "pair", "p", "p_actual", "n_train", "n_corrupt", "seed", "step",
                 "S_T", "S_C", "R", "L", "A", "n_gen", "encoder", "vocoder", "summary")
@@ -252,8 +255,14 @@ def _counted(counter: Counter) -> str:
 
 
 def render_markdown(title: str, level: float, facts: dict, notes: list[str], agg: list[dict], paired: list[dict],
-                    step0: dict[str, dict], reference: str | None, depth: int = 1, img_prefix: str = "") -> str:
-    """The report as markdown; ``depth`` is the level of its title, ``img_prefix`` the plots' folder."""
+                    step0: dict[str, dict], reference: str | None, depth: int = 1, img_prefix: str = "",
+                    ranking: list[dict] | None = None, ranking_agg: list[dict] | None = None) -> str:
+    """The report as markdown; ``depth`` is the level of its title, ``img_prefix`` the plots' folder.
+
+    ``ranking`` / ``ranking_agg`` (per-table and aggregated rows of :mod:`gradtts.report.ranking`) add the
+    residual-ranking section; without them it says that there are no residual tables.
+    """
+    from gradtts.report.ranking import ranking_markdown
     from gradtts.report.tables import markdown_table, p_table, paired_table, step0_table
 
     h = "#" * depth
@@ -301,6 +310,7 @@ def render_markdown(title: str, level: float, facts: dict, notes: list[str], agg
             md += ["\n**A (adaptation gain over step 0)**\n\n", markdown_table(agg, "A", step)]
         if [r for r in paired if int(r["step"]) == step]:
             md += ["\n**Paired comparisons**\n\n", paired_table(paired, step)]
+    md += [ranking_markdown(ranking or [], ranking_agg or [], level, depth)]
     ref_text = f"minus the reference arm {reference}" if reference else "(one arm: no comparison)"
     md += [f"\n{h}# Plots\n\n", f"![R]({img_prefix}R.png)\n\n", f"![L]({img_prefix}L.png)\n\n",
            f"ΔR of each arm {ref_text}, pair-level intervals:\n\n", f"![dR]({img_prefix}dR.png)\n"]
@@ -311,6 +321,7 @@ def report(cfg: ReportConfig) -> dict:
     """Collect, compute, and write every report file; returns counts and the output folder."""
     from gradtts.io import atomic_write_bytes, atomic_write_text
     from gradtts.report.plots import plot_metric
+    from gradtts.report.ranking import RANKING_COLUMNS, SUMMARY_COLUMNS, aggregate_rankings, collect_rankings
     from gradtts.report.stats import adaptation_rows, aggregate, arm_order, paired_rows, resilience_rows
     from gradtts.report.tables import splice_generated, write_csv
 
@@ -325,6 +336,13 @@ def report(cfg: ReportConfig) -> dict:
     paired = paired_rows(runs, cfg.reference_arm, level=cfg.level)
     facts = describe_grid(summaries)
     notes = grid_warnings(facts, runs, step0)
+    ranking = collect_rankings(cfg.root)
+    # Same label per arm_id as the summaries' tables, even when one report set lacks a clashing arm.
+    label = {r["arm_id"]: r["arm"] for r in runs}
+    for r in ranking:
+        r["arm"] = label.get(r["arm_id"], r["arm"])
+    ranking.sort(key=lambda r: (r["arm"], r["pair"], r["p"], r["seed"], r["step"]))
+    ranking_agg = aggregate_rankings(ranking, cfg.level)
 
     nan = math.nan
     step0_rows = [{**r, "R": nan, "L": nan, "A": nan} for r in summaries if r["kind"] == "step0"]
@@ -334,6 +352,8 @@ def report(cfg: ReportConfig) -> dict:
     write_csv(out / "results.csv", agg, ("arm", "arm_id", "loss", "p", "step"))
     write_csv(out / "paired.csv", paired, ("arm_A", "arm_B", "arm_id_A", "arm_id_B", "p", "step", "dR", "dR_ci"))
     write_csv(out / "step0.csv", list(step0.values()), ("pair", "S_T", "S_C", "n_gen", "encoder", "vocoder"))
+    write_csv(out / "ranking.csv", [{k: r[k] for k in RANKING_COLUMNS} for r in ranking], RANKING_COLUMNS)
+    write_csv(out / "ranking_summary.csv", ranking_agg, SUMMARY_COLUMNS)
     no_r = "no p = 0 runs: R cannot be computed"
     plot_metric(agg, "R", out / "R.png", "R = S_T(p) - S_T(0), pair-level intervals", note=no_r)
     plot_metric(agg, "L", out / "L.png", "L = S_C(p) - S_C(0), pair-level intervals", note=no_r.replace("R", "L"))
@@ -341,7 +361,8 @@ def report(cfg: ReportConfig) -> dict:
     plot_metric(vs_ref, "dR", out / "dR.png", f"ΔR = R(arm) - R({reference}), pair-level intervals",
                 series="comparison",
                 note="one arm: no comparison" if reference is None else "no paired units")
-    md = render_markdown(cfg.title, cfg.level, facts, notes, agg, paired, step0, reference)
+    md = render_markdown(cfg.title, cfg.level, facts, notes, agg, paired, step0, reference, ranking=ranking,
+                         ranking_agg=ranking_agg)
     atomic_write_text(out / "results.md", md)
     if cfg.results_md:
         # Beside the recipe with its own copies of plots and tables, so it can be committed without exp/;
@@ -352,12 +373,12 @@ def report(cfg: ReportConfig) -> dict:
         for name in PLOT_FILES + CSV_FILES:
             atomic_write_bytes(beside / name, (out / name).read_bytes())
         block = render_markdown(cfg.title, cfg.level, facts, notes, agg, paired, step0, reference, depth=2,
-                                img_prefix="results/")
+                                img_prefix="results/", ranking=ranking, ranking_agg=ranking_agg)
         # Bytes, not text mode: universal newlines would rewrite the curated text's line endings.
         existing = target.read_bytes().decode("utf-8") if target.is_file() else None
         atomic_write_bytes(target, splice_generated(existing, block).encode("utf-8"))
     return {"runs": len(runs), "summaries": len(summaries), "fine_tunings": facts["n_fine_tunings"],
-            "warnings": notes, "out_dir": str(out)}
+            "warnings": notes, "ranking_tables": len(ranking), "out_dir": str(out)}
 
 
 def main() -> None:

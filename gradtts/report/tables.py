@@ -41,15 +41,20 @@ def fmt(mean: float, half: float, digits: int = 3) -> str:
     return f"{mean:+.{digits}f}" + ("" if math.isnan(half) else f" ± {half:.{digits}f}")
 
 
-def fmt_interval(mean: float, half: float, n: int, show_n: bool = False, digits: int = 3) -> str:
-    """A table cell: ``mean ± half`` (with ``(n = …, df = …)`` if ``show_n``), or why there is no interval."""
+def fmt_interval(mean: float, half: float, n: int, show_n: bool = False, digits: int = 3,
+                 signed: bool = True) -> str:
+    """A table cell: ``mean ± half`` (with ``(n = …, df = …)`` if ``show_n``), or why there is no interval.
+
+    ``signed`` prints the mean's sign (differences such as R); probabilities such as an AUC go without.
+    """
     mean, half, n = float(mean), float(half), int(n)
     if n == 0 or math.isnan(mean):
         return "–"
+    value = f"{mean:+.{digits}f}" if signed else f"{mean:.{digits}f}"
     if n == 1 or math.isnan(half):
         # Say it in words: a bare mean reads like a precise value, "± nan" like a bug.
-        return f"{mean:+.{digits}f} (n = {n}, no interval)"
-    return f"{mean:+.{digits}f} ± {half:.{digits}f}" + (f" (n = {n}, df = {n - 1})" if show_n else "")
+        return f"{value} (n = {n}, no interval)"
+    return f"{value} ± {half:.{digits}f}" + (f" (n = {n}, df = {n - 1})" if show_n else "")
 
 
 def _same_step(rows: Sequence[dict], step) -> list[dict]:
@@ -94,6 +99,27 @@ def paired_table(paired: Sequence[dict], step) -> str:
                 f"| {fmt_interval(r['dL'], r['dL_ci'], r['dL_n'], True)} "
                 f"| {fmt_interval(r['dL_seed'], r['dL_seed_ci'], r['dL_seed_n'], True)} |\n")
     return out
+
+
+def ranking_table(agg: Sequence[dict]) -> str:
+    """Rows: arm; columns: p × step; cells: AUC and precision@k of the residual ranking, pair-level mean ± CI.
+
+    As in :func:`markdown_table`, a number of pairs shared by every filled cell is said once under the table.
+    """
+    cols = sorted({(float(r["p"]), int(r["step"])) for r in agg})
+    cells = {(r["arm"], float(r["p"]), int(r["step"])): r for r in agg}
+    ns = {int(r[f"{m}_n"]) for r in agg for m in ("auc", "precision_at_k") if int(r[f"{m}_n"]) > 0}
+    out = ("| arm | loss | " + " | ".join(f"p = {p:.2f}, step {step}" for p, step in cols) + " |\n"
+           + "|---|---|" + "---|" * len(cols) + "\n")
+    for arm, loss in sorted({(r["arm"], r["loss"]) for r in agg}):
+        vals = []
+        for p, step in cols:
+            r = cells.get((arm, p, step))
+            vals.append("–" if r is None else " · ".join(
+                f"{name} {fmt_interval(r[m], r[f'{m}_ci'], r[f'{m}_n'], show_n=len(ns) > 1, signed=False)}"
+                for name, m in (("AUC", "auc"), ("P@k", "precision_at_k"))))
+        out += f"| {arm} | {loss} | " + " | ".join(vals) + " |\n"
+    return out + (f"\nn = {ns.pop()} pairs per cell (df = n − 1).\n" if len(ns) == 1 else "")
 
 
 def step0_table(step0: Sequence[dict]) -> str:
