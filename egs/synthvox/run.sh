@@ -5,8 +5,10 @@
 #   egs/synthvox/run.sh --preset gpu         # official-size model, 3 pairs x 3 seeds x p in {0, .15, .30, .45}
 #   egs/synthvox/run.sh --preset smoke       # seconds-long end-to-end check with a tiny model (CI)
 #   egs/synthvox/run.sh --base_ckpt PATH --stage 4 loss.delta_min=0.01   # own base model, Hydra overrides
-# A run writes only under exp/. Refreshing the committed results is explicit (curated text is kept):
-#   egs/synthvox/run.sh --stage 8 --force_stage 8 --results_md egs/synthvox/RESULTS.md
+# A run writes only under exp/. The committed RESULTS.md is the study's; refreshing it is explicit (curated
+# text is kept), from a study run or from the committed summaries alone:
+#   egs/synthvox/run.sh --preset study --stage 8 --force_stage 8 --results_md egs/synthvox/RESULTS.md
+#   gradtts-report root=egs/synthvox/results/study/finetune out_dir=exp/study_report results_md=egs/synthvox/RESULTS.md
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
