@@ -1,0 +1,44 @@
+"""The committed study regenerates from the repository alone: report(committed summaries) == committed report.
+
+`egs/synthvox/results/study/finetune/` holds the small per-run files of the CPU study (`grid collect`);
+RESULTS.md's generated block and the CSVs beside it must be exactly what `gradtts-report` makes of them,
+so a number in RESULTS.md can always be traced to the summaries it came from.
+"""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gradtts.report.tables import BEGIN_MARKER, END_MARKER, read_csv
+
+REPO = Path(__file__).resolve().parents[1]
+EGS = REPO / "egs" / "synthvox"
+STUDY = EGS / "results" / "study" / "finetune"
+CSVS = ("runs.csv", "results.csv", "paired.csv", "step0.csv", "ranking.csv", "ranking_summary.csv")
+
+
+def _block(text: str) -> str:
+    return text[text.index(BEGIN_MARKER):text.index(END_MARKER)]
+
+
+def test_committed_study_regenerates_its_report(tmp_path):
+    if not STUDY.is_dir():
+        pytest.fail(f"{STUDY} is missing: the committed study's summaries are part of the repository")
+    md = tmp_path / "RESULTS.md"
+    shutil.copyfile(EGS / "RESULTS.md", md)
+    # The documented command, from the repository root (paths in the tables are relative to it).
+    r = subprocess.run([sys.executable, "-m", "gradtts.report.cli", f"root={STUDY.relative_to(REPO)}",
+                        f"out_dir={tmp_path / 'report'}", f"results_md={md}"],
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert _block(md.read_text(encoding="utf-8")) == _block((EGS / "RESULTS.md").read_text(encoding="utf-8"))
+    for name in CSVS:
+        assert read_csv(tmp_path / "results" / name) == read_csv(EGS / "results" / name), name
+    runs = read_csv(EGS / "results" / "runs.csv")
+    pairs = {r["pair"] for r in runs if r["kind"] == "run"}
+    seeds = {r["seed"] for r in runs if r["kind"] == "run"}
+    assert len(pairs) >= 5 and len(seeds) >= 2  # the study's promised size
+    assert {r["pair"] for r in runs if r["kind"] == "step0"} == pairs
