@@ -6,6 +6,7 @@ runs in the recipe's layout → synthesis → scoring → report), then each tes
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -178,10 +179,17 @@ def test_parallel_synthesis_writes_what_sequential_does(study, tmp_path):
     opts = dict(n_timesteps=2, temperature=1.5, length_scale=1.0, vocoder="griffinlim", device="cpu", batch_size=16,
                 seed=0, dictionary=None, overwrite=False)
     wavs = {}
+    threads = torch.get_num_threads()
     for jobs in (1, 2):
         exp = tmp_path / f"jobs{jobs}"
         shutil.copytree(study["exp"], exp, ignore=shutil.ignore_patterns("synth", "score", "report"))
-        grid.synth_all(exp, [0, 2], jobs=jobs, **opts)
+        # Each of 2 jobs on a 2-core machine gets one thread; the sequential run must too, or the two differ by
+        # float rounding (thread count changes the reduction order), which is not what is tested here.
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // 2))
+        try:
+            grid.synth_all(exp, [0, 2], jobs=jobs, **opts)
+        finally:
+            torch.set_num_threads(threads)
         wavs[jobs] = {p.relative_to(exp): sf.read(p)[0] for p in (exp / "finetune").rglob("*.wav")}
     assert sorted(wavs[1]) == sorted(wavs[2]) and len(wavs[1]) == 10
     for rel, a in wavs[1].items():
