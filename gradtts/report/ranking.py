@@ -1,6 +1,6 @@
 """Which clips were corrupt? How well the trainer's residual ranking finds the intruder's clips.
 
-Beside every kept checkpoint the trainer writes ``ckpt/step_XXXXXXX.residuals.tsv`` (``gradtts.train.tracker``):
+Beside every kept checkpoint the trainer writes ``ckpt/step_<7-digit step>.residuals.tsv`` (e.g. ``step_0000120.residuals.tsv``) (``gradtts.train.tracker``):
 the few-shot clips ranked by running mean squared residual, largest first, with the manifest's ``corrupt``
 flag. For every fine-tuning on a corrupted set and every step > 0 this module scores that ranking as a
 detector of corrupt clips (ROC AUC and precision@k, k = number of corrupt clips) and aggregates the scores
