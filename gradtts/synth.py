@@ -454,7 +454,7 @@ def _batches(todo: list[_Utterance], size: int) -> list[list[_Utterance]]:
     return out
 
 
-def _join(parts: list[np.ndarray], gap: np.ndarray) -> np.ndarray:
+def join_pieces(parts: list[np.ndarray], gap: np.ndarray) -> np.ndarray:
     """``parts`` concatenated along the last axis with ``gap`` between consecutive ones."""
     joined = [parts[0]]
     for part in parts[1:]:
@@ -554,8 +554,8 @@ def run_synthesis(cfg: SynthConfig | Any) -> dict[str, Any]:
                 else:
                     # Silence between pieces: zero samples, and in the saved mel the quietest value of the pieces.
                     floor = min(float(m.min()) for m in piece_mels)
-                    mel = _join(piece_mels, np.full((piece_mels[0].shape[0], pause_frames), floor, np.float32))
-                    wav = _join(piece_wavs, np.zeros(pause_frames * HOP, np.float32))
+                    mel = join_pieces(piece_mels, np.full((piece_mels[0].shape[0], pause_frames), floor, np.float32))
+                    wav = join_pieces(piece_wavs, np.zeros(pause_frames * HOP, np.float32))
                     utts[u.utt] = {"text": u.text, "pieces": list(u.pieces), "tokens": [list(t) for t in u.tokens],
                                    "frames": int(mel.shape[-1]), "piece_frames": [int(m.shape[-1]) for m in piece_mels],
                                    "noise_seed": list(u.seeds), "pause": cfg.pause}

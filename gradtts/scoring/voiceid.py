@@ -43,8 +43,6 @@ import numpy as np
 from gradtts.scoring.similarity import centroid, cosine_to
 
 SEED = 0              # noise seed of every generated utterance (with its id): reruns are identical
-MAX_CHARS = 300       # gradtts.synth's default: longer texts are synthesised in pieces
-PAUSE = 0.15          # seconds of silence between the pieces of a split text
 RECORD = "synth.json"
 VOCODERS = ("hifigan", "griffinlim")  # no "auto": a silent Griffin-Lim fallback would ruin the numbers
 
@@ -150,12 +148,13 @@ def synthesize_voices(model, info, plan: Mapping[str, list[tuple[str, str]]], ou
     """
     from gradtts.audio import write_wav
     from gradtts.io import atomic_write_text
-    from gradtts.synth import HOP, SAMPLE_RATE, piece_seeds, resolve_speaker, split_text, synthesize_mels
+    from gradtts.synth import (HOP, SAMPLE_RATE, join_pieces, piece_seeds, resolve_speaker, split_text,
+                               synthesize_mels)
     from gradtts.text import BLANK_ID, intersperse, text_to_sequence
 
     wav_dir = out / "wav"
     utts = _load_record(wav_dir, settings)
-    gap = np.zeros(int(round(PAUSE * SAMPLE_RATE / HOP)) * HOP, np.float32)
+    gap = np.zeros(int(round(settings["pause"] * SAMPLE_RATE / HOP)) * HOP, np.float32)
     paths: dict[str, list[Path]] = {}
     written = 0
     for voice, items in plan.items():
@@ -168,7 +167,7 @@ def synthesize_voices(model, info, plan: Mapping[str, list[tuple[str, str]]], ou
             rec = utts.get(key) or {}
             if path.is_file() and rec.get("text") == text and rec.get("speaker_row") == spk:
                 continue
-            pieces = split_text(text, MAX_CHARS)
+            pieces = split_text(text, settings["max_chars"])
             try:
                 tokens = [intersperse(text_to_sequence(p, dictionary), BLANK_ID) for p in pieces]
             except ValueError as exc:
@@ -178,10 +177,7 @@ def synthesize_voices(model, info, plan: Mapping[str, list[tuple[str, str]]], ou
             mels = synthesize_mels(model, tokens, seeds, spk, settings["n_timesteps"], settings["temperature"],
                                    batch_size=1)
             wavs = [vocoder(m.unsqueeze(0))[0, :m.shape[-1] * HOP].numpy() for m in mels]
-            joined = [wavs[0]]
-            for w in wavs[1:]:
-                joined += [gap, w]
-            write_wav(path, np.concatenate(joined), SAMPLE_RATE)
+            write_wav(path, join_pieces(wavs, gap), SAMPLE_RATE)
             utts[key] = {"voice": voice, "speaker_row": spk, "text": text,
                          "frames": int(sum(m.shape[-1] for m in mels)),  # of the pieces, without pauses
                          "noise_seed": seeds if len(seeds) > 1 else seeds[0]}
@@ -207,7 +203,7 @@ def run_voiceid(ckpt: str | Path, data_dir: str | Path, out_dir: str | Path, n_r
     from gradtts.io import atomic_write_text
     from gradtts.model.checkpoint import load_checkpoint, read_checkpoint
     from gradtts.scoring import load_speaker_encoder
-    from gradtts.synth import load_vocoder, resolve_dictionary
+    from gradtts.synth import SynthConfig, load_vocoder, resolve_dictionary
     from gradtts.train.identity import file_digest
 
     t0 = time.perf_counter()
@@ -229,7 +225,7 @@ def run_voiceid(ckpt: str | Path, data_dir: str | Path, out_dir: str | Path, n_r
     voc, _, voc_record = load_vocoder(vocoder, None, device)
     settings = {"checkpoint": ckpt.name, "checkpoint_sha256": file_digest(ckpt), "step": info.step,
                 "n_timesteps": n_timesteps, "temperature": temperature, "stoc": False, "length_scale": 1.0,
-                "batch_size": 1, "seed": SEED, "max_chars": MAX_CHARS, "pause": PAUSE,
+                "batch_size": 1, "seed": SEED, "max_chars": SynthConfig.max_chars, "pause": SynthConfig.pause,
                 "dictionary": dictionary.source_id, "vocoder": voc_record}
     model, info = load_checkpoint(ckpt, device=device)
     plan = {v: [(u, data.texts[u]) for u in texts] for v, (_, texts) in split.items()}
