@@ -1,4 +1,5 @@
-"""Grid cells (fine-tuning, synthesis + HiFi-GAN, GE2E scoring) run the old and the new way in one run; prints the ratio.
+"""Grid cells (fine-tuning, synthesis + HiFi-GAN, GE2E scoring) run the old and the new way in one run;
+prints the ratio.
 
 - ``old``: how the CPU preset ran a cell before the study: one cell at a time with torch's default threads
   (every core), fp32, the three-op Mish (``x * tanh(softplus(x))``), and synthesis + scoring of every saved
@@ -46,6 +47,7 @@ def cell(a: argparse.Namespace) -> dict:
     """Child process: train one cell, synthesise and score the requested steps; times per phase and scores."""
     import torch
 
+    from gradtts.layout import fewshot_dir
     from gradtts.scoring.cli import ScoreConfig, score
     from gradtts.synth import SynthConfig, run_synthesis
     from gradtts.train import train
@@ -55,7 +57,7 @@ def cell(a: argparse.Namespace) -> dict:
         _old_mish()
     if a.threads:
         torch.set_num_threads(a.threads)
-    fs = Path(a.exp) / "fewshot" / a.pair
+    fs = fewshot_dir(a.exp, a.pair)
     out = Path(a.out)
     eval_steps = [int(s) for s in a.eval_steps.split(",")]
     t0 = time.perf_counter()

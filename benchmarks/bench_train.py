@@ -128,7 +128,8 @@ def loss_overhead(args, device, step_ms: float) -> list[tuple[str, float, float]
 
 
 def synth_rtf(args, device) -> list[dict]:
-    from gradtts.synth import HOP, SAMPLE_RATE, synthesize_mels
+    from gradtts.model.inference import synthesize_mels
+    from gradtts.synth import HOP, SAMPLE_RATE
 
     torch.manual_seed(0)
     model = _model(args.model, 4).to(device).eval()
@@ -206,7 +207,8 @@ def main() -> None:
         print("|---|---:|---:|---:|---:|---:|")
     for v, r in results.items():
         ratio = f"{r['step_ms'] / base['step_ms']:.3f}" if base else "-"
-        print(f"| {v} | {r['steps_per_s']:.3f} | {r['step_ms']:.1f} | {r['peak_mb']:.0f} | {ratio} | {r['warmup_s']:.1f} |")
+        print(f"| {v} | {r['steps_per_s']:.3f} | {r['step_ms']:.1f} | {r['peak_mb']:.0f} | {ratio} "
+              f"| {r['warmup_s']:.1f} |")
     if base:
         print("\n| loss | fwd+bwd ms | extra vs l2, % of an l2 step |")
         print("|---|---:|---:|")

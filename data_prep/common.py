@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import codecs
+import logging
 import random
 import re
 import sys
@@ -18,6 +19,9 @@ from pathlib import Path
 from typing import Callable
 
 from gradtts.data.datadir import DataDir, write_datadir
+from gradtts.logs import setup_logging
+
+log = logging.getLogger(__name__)
 
 
 class PrepError(ValueError):
@@ -174,17 +178,19 @@ class Collector:
         return " (skipped: " + "; ".join(f"{n} {r}, e.g. {self.examples[r]}" for r, n in self.skipped.items()) + ")"
 
     def finish(self, data_dir: str | Path) -> DataDir:
-        """Select, write ``data_dir`` atomically and print a summary; nothing is written on error."""
+        """Select, write ``data_dir`` atomically and log a summary; nothing is written on error."""
         d = self.select()
         write_datadir(data_dir, d)
-        print(f"data_prep.{self.corpus}: wrote {len(d.utts)} utterances of {len(d.speakers)} speakers to {data_dir}")
+        log.info("data_prep.%s: wrote %d utterances of %d speakers to %s", self.corpus, len(d.utts), len(d.speakers),
+                 data_dir)
         for reason, n in sorted(self.skipped.items()):
-            print(f"  skipped {n} {reason} (e.g. {self.examples[reason]})")
+            log.warning("data_prep.%s: skipped %d %s (e.g. %s)", self.corpus, n, reason, self.examples[reason])
         return d
 
 
 def run(main: Callable[[], int]) -> None:
     """Run a preparer's ``main`` as a command: a :class:`PrepError` is one ``error:`` line and exit status 2."""
+    setup_logging()
     try:
         rc = main()
     except PrepError as exc:

@@ -20,11 +20,13 @@ rejected item is deleted, so a re-run with any settings gives what a fresh run w
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
+import multiprocessing
 import os
 import sys
 from dataclasses import asdict
-from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +34,9 @@ import numpy as np
 from gradtts.data.datadir import read_datadir
 from gradtts.data.manifest import MEL_SETTINGS, REJECTS, ManifestEntry, write_manifest, write_meta
 from gradtts.io import atomic_np_save, atomic_write_text, remove_stale_temps
+from gradtts.logs import setup_logging
+
+log = logging.getLogger(__name__)
 
 _STATE: dict = {}
 PEAK = 0.95  # loud clips are scaled down to this peak before the mel
@@ -89,9 +94,8 @@ def _reset_stale_cache(feats_dir: Path, settings: dict) -> int:
             removed += 1
         if removed:
             changed = sorted(k for k in settings if not recorded or recorded.get(k) != settings[k])
-            print(f"features: removed {removed} cached mel(s) under {feats_dir / 'mels'} made with other settings "
-                  f"({', '.join(changed) if recorded else f'no {MEL_SETTINGS}'}); computing them again",
-                  file=sys.stderr)
+            log.warning("features: removed %d cached mel(s) under %s made with other settings (%s); computing them "
+                        "again", removed, feats_dir / "mels", ", ".join(changed) if recorded else f"no {MEL_SETTINGS}")
         atomic_write_text(path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
     return removed
 
@@ -155,15 +159,21 @@ def compute_features(data_dir: str | os.PathLike, feats_dir: str | os.PathLike, 
     # A killed run leaves the mel it was writing as a temporary file; nothing would ever replace it.
     stale = remove_stale_temps(feats_dir)
     if stale:
-        print(f"features: removed {stale} partial file(s) left by an interrupted run under {feats_dir}",
-              file=sys.stderr)
+        log.warning("features: removed %d partial file(s) left by an interrupted run under %s", stale, feats_dir)
     settings = mel_settings(top_db)
     _reset_stale_cache(feats_dir, settings)
     jobs_list = [(u, d.utt2spk[u], d.wavs[u], d.texts[u], str(feats_dir), u in d.corrupt) for u in d.utts]
     results = {}
     init = (dictionary, min_seconds, max_seconds, top_db)
-    with Pool(max(1, jobs), initializer=_init, initargs=init) as pool:
-        it = pool.imap(_process, jobs_list, chunksize=8)
+    with contextlib.ExitStack() as stack:
+        if jobs <= 1:
+            _init(*init)
+            it = map(_process, jobs_list)
+        else:
+            # Spawned, not forked: a process that has already run torch's thread pool (a notebook, a test
+            # session) can fork workers that hang forever in their first torch op.
+            pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(jobs, _init, init))
+            it = pool.imap(_process, jobs_list, chunksize=8)
         for job, res in tqdm(zip(jobs_list, it), total=len(jobs_list), desc="features", unit="utt",
                              disable=not progress):
             results[job[0]] = res
@@ -198,12 +208,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top-db", type=float, default=40.0, help="silence trimming threshold below the peak")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
+    setup_logging()
     entries, rejects = compute_features(a.data_dir, a.feats_dir, jobs=a.jobs, strict=a.strict,
                                         dictionary=a.dictionary, min_seconds=a.min_seconds,
                                         max_seconds=a.max_seconds, top_db=a.top_db, progress=not a.no_progress)
     frames = sum(e.frames for e in entries)
-    print(f"features: {len(entries)} utterances ({frames * 256 / 22050 / 60:.1f} min), {len(rejects)} rejected "
-          f"-> {a.feats_dir}")
+    log.info("features: %d utterances (%.1f min), %d rejected -> %s", len(entries), frames * 256 / 22050 / 60,
+             len(rejects), a.feats_dir)
     return 0
 
 

@@ -18,26 +18,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import random
-import re
 import shutil
 import sys
 from pathlib import Path
 
 from gradtts.data.datadir import DataDir, read_datadir, write_datadir
 from gradtts.io import atomic_write_text
+from gradtts.layout import REF_INTRUDER, REF_TARGET, TEST_TEXTS, is_set_name, set_name
+from gradtts.logs import setup_logging
+
+log = logging.getLogger(__name__)
 
 DEFAULT_FRACTIONS = (0.0, 0.15, 0.30, 0.45)
-SET_PATTERN = re.compile(r"p\d+\.\d+")  # the names set_name gives
 
 
 class FewShotError(ValueError):
     """A request that cannot be met; the message gives the numbers."""
-
-
-def set_name(p: float) -> str:
-    return f"p{p:.2f}"
 
 
 def plan(d: DataDir, target: str, intruder: str, n: int, fractions, n_ref: int, n_test: int, seed: int,
@@ -93,15 +92,16 @@ def plan(d: DataDir, target: str, intruder: str, n: int, fractions, n_ref: int, 
     replaced = rng.sample(fewshot, len(fewshot))[:max_c]  # nested: the first k replacements for every p
     return {"target": target, "intruder": intruder, "n": n, "fractions": fractions, "seed": seed,
             "selection": selection, "fewshot": fewshot, "ref_target": ref_t, "ref_intruder": ref_c,
-            "test": test, "intruders": intruders, "replaced": replaced, "n_corrupt": {set_name(p): k for p, k in n_corrupt.items()}}
+            "test": test, "intruders": intruders, "replaced": replaced,
+            "n_corrupt": {set_name(p): k for p, k in n_corrupt.items()}}
 
 
 def stale_sets(out: Path, keep: set[str]) -> list[Path]:
-    """Set dirs under ``out`` named like ours (``p<digits>.<digits>``) that are not in ``keep`` and hold a data
+    """Set dirs under ``out`` named as :func:`set_name` names them that are not in ``keep`` and hold a data
     dir (so a user's own folder of that name is never touched)."""
     if not out.is_dir():
         return []
-    return sorted(q for q in out.iterdir() if q.is_dir() and not q.is_symlink() and SET_PATTERN.fullmatch(q.name)
+    return sorted(q for q in out.iterdir() if q.is_dir() and not q.is_symlink() and is_set_name(q.name)
                   and q.name not in keep and all((q / f).is_file() for f in ("wav.scp", "text", "utt2spk")))
 
 
@@ -117,9 +117,9 @@ def write_sets(d: DataDir, out: Path, chosen: dict) -> list[Path]:
             s.add(utt, target, d.wavs[c_utt], d.texts[c_utt])
             s.corrupt.add(utt)
         write_datadir(out / set_name(p), s)
-    write_datadir(out / "ref_target", d.subset(chosen["ref_target"]))
-    write_datadir(out / "ref_intruder", d.subset(chosen["ref_intruder"]))
-    atomic_write_text(out / "test_texts.txt", "".join(f"{u} {d.texts[u]}\n" for u in chosen["test"]))
+    write_datadir(out / REF_TARGET, d.subset(chosen["ref_target"]))
+    write_datadir(out / REF_INTRUDER, d.subset(chosen["ref_intruder"]))
+    atomic_write_text(out / TEST_TEXTS, "".join(f"{u} {d.texts[u]}\n" for u in chosen["test"]))
     # Sets of an earlier run with other fractions would be picked up by globs (p*/) as if part of this one.
     removed = stale_sets(out, {set_name(p) for p in chosen["fractions"]})
     for q in removed:
@@ -140,8 +140,9 @@ def make_fewshot(data_dir, out_dir, target: str, intruder: str, n: int = 20, fra
         raise FewShotError(f"test texts of {clash[:3]} also occur in the few-shot items; use another seed")
     removed = write_sets(d, Path(out_dir), chosen)
     if removed:
-        print(f"fewshot: removed {len(removed)} set(s) of an earlier run that this one does not write: "
-              f"{', '.join(q.name for q in removed)} (under {out_dir})", file=sys.stderr)
+        # A warning: without any logging set-up it still reaches stderr (logging's last-resort handler).
+        log.warning("fewshot: removed %d set(s) of an earlier run that this one does not write: %s (under %s)",
+                    len(removed), ", ".join(q.name for q in removed), out_dir)
     return chosen
 
 
@@ -159,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--selection", choices=["random", "dissimilar"], default="random")
     p.add_argument("--encoder", default="ge2e", help="speaker encoder for --selection dissimilar")
     a = p.parse_args(argv)
+    setup_logging()
     encoder = None
     if a.selection == "dissimilar":
         from gradtts.scoring import load_speaker_encoder
@@ -170,8 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     except FewShotError as exc:
         print(f"fewshot: {exc}", file=sys.stderr)
         return 2
-    print(f"fewshot: {a.target} <- {a.intruder}: " + ", ".join(f"{k}: {v} corrupt" for k, v in chosen["n_corrupt"].items())
-          + f" -> {a.out_dir}")
+    log.info("fewshot: %s <- %s: %s -> %s", a.target, a.intruder,
+             ", ".join(f"{k}: {v} corrupt" for k, v in chosen["n_corrupt"].items()), a.out_dir)
     return 0
 
 

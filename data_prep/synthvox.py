@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -28,8 +29,11 @@ from pathlib import Path
 from gradtts.audio import SAMPLE_RATE, load_audio, peak_normalize, write_wav
 from gradtts.data.datadir import DataDir, write_datadir
 from gradtts.io import atomic_write_text
+from gradtts.logs import setup_logging
 
 from data_prep.sentences import generate_sentences
+
+log = logging.getLogger(__name__)
 
 FLITE_VOICES = ["awb", "rms", "slt", "kal16"]
 
@@ -154,7 +158,8 @@ def build(data_dir: str | os.PathLike, n_voices: int, utts_per_voice: int, first
     """Synthesise the corpus into ``data_dir`` and return its data dir description."""
     table = voice_table()
     if first_voice < 0 or first_voice + n_voices > len(table):
-        raise SystemExit(f"voices {first_voice}..{first_voice + n_voices - 1} requested, only 0..{len(table) - 1} exist")
+        raise SystemExit(f"voices {first_voice}..{first_voice + n_voices - 1} requested, "
+                         f"only 0..{len(table) - 1} exist")
     voices = table[first_voice:first_voice + n_voices]
     check_engines(voices)
     data_dir = Path(data_dir)
@@ -195,9 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
+    setup_logging()
     t0 = time.time()
     d = build(a.data_dir, a.voices, a.utts_per_voice, a.first_voice, a.seed, a.jobs, not a.no_progress)
-    print(f"synthvox: {len(d.speakers)} voices, {len(d.utts)} utterances in {a.data_dir} ({time.time() - t0:.1f} s)")
+    log.info("synthvox: %d voices, %d utterances in %s (%.1f s)", len(d.speakers), len(d.utts), a.data_dir,
+             time.time() - t0)
     return 0
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from gradtts.data.datadir import read_datadir
 from gradtts.io import atomic_write_text
+from gradtts.logs import setup_logging
 
 
 @dataclass
@@ -79,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.utts < 2:
         p.error("--utts must be at least 2 (leave-one-out centroids)")
+    setup_logging()
     t0 = time.time()
     d = read_datadir(a.data_dir)
     utts = [u for spk, us in d.spk2utt.items() for u in us[:a.utts]]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from gradtts.io import atomic_path
+
+log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 22050
 
@@ -67,12 +69,11 @@ def clipping_fraction(wav: np.ndarray, threshold: float = 0.999) -> float:
 
 
 def check_clipping(wav: np.ndarray, name: str, max_fraction: float = 1e-3) -> None:
-    """Warn when more than ``max_fraction`` of the samples sit at full scale or beyond."""
+    """Log a warning when more than ``max_fraction`` of the samples sit at full scale or beyond."""
     frac = clipping_fraction(wav)
     if frac > max_fraction or (wav.size and float(np.max(np.abs(wav))) > 1.0):
-        warnings.warn(f"{name}: {100 * frac:.2f}% of samples are clipped or beyond full scale "
-                      f"(peak {float(np.max(np.abs(wav))):.3f}); mels of clipped audio are distorted",
-                      stacklevel=2)
+        log.warning("%s: %.2f%% of samples are clipped or beyond full scale (peak %.3f); mels of clipped audio "
+                    "are distorted", name, 100 * frac, float(np.max(np.abs(wav))))
 
 
 def trim_silence(wav: np.ndarray, sample_rate: int = SAMPLE_RATE, top_db: float = 40.0) -> np.ndarray:

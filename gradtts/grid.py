@@ -1,15 +1,26 @@
-"""Stages 6 and 7 of the recipes over a finished fine-tuning grid: synthesis and scoring of every run.
+"""Stages 5-7 of the recipes: the fine-tuning grid, then synthesis and scoring of every run.
 
-    python -m gradtts.grid synth EXP_DIR [--steps 60 120] [--n-timesteps 10] [--temperature 1.5]
-                                  [--length-scale 1.0] [--vocoder hifigan] [--device auto] [--dictionary PATH]
-                                  [--jobs 1] [--overwrite]
-    python -m gradtts.grid score EXP_DIR [--encoder ge2e] [--encoder-source DIR]
+    python -m gradtts.grid train EXP_DIR --base CKPT --pairs T:C [T:C ...] [--losses l2,huber,scheduled_huber]
+                                  [--seeds 0] [--fractions 0 0.15 0.30 0.45] [--steps 2000]
+                                  [--save-steps 250,500,1000,2000] [--launcher joblib|slurm|basic] [--jobs 1]
+                                  [--threads N] [--device auto] [--dry-run] [-- key=value ...]
+    python -m gradtts.grid synth EXP_DIR [--pairs T:C ...] [--steps 0 60 120] [--jobs 1] [--overwrite]
+                                  [-- synth.n_timesteps=10 synth.vocoder=hifigan ...]
+    python -m gradtts.grid score EXP_DIR [--pairs T:C ...] [-- encoder=ge2e encoder_source=DIR ...]
     python -m gradtts.grid collect EXP_DIR DEST   # the small files a report needs, e.g. to commit them
 
-A grid run lives in ``EXP_DIR/finetune/<pair>/<loss tag>/p<frac>/seed<k>/`` (the layout stage 5 writes)
-with the trainer's ``run.json`` (identity, arm, what it trained on); its few-shot set in
-``EXP_DIR/fewshot/<pair>/``. Synthesis writes ``<run>/synth/step_XXXXXXX/`` (+ ``synth.json``), scoring
-``<run>/score/step_XXXXXXX/summary.json`` with everything the report pairs and groups on.
+``train`` launches one Hydra multirun of ``gradtts-train`` (experiment ``finetune``) over pairs x seeds x
+losses x few-shot sets, pairs varying slowest, so a grid stopped part-way leaves whole pairs finished; the
+key=value arguments after ``--`` are Hydra overrides of every job. Each job writes its run to
+``EXP_DIR/finetune/<pair>/<loss tag>/p<frac>/seed<k>/`` with the trainer's ``run.json`` (identity, arm, what it
+trained on); the paths are those of :mod:`gradtts.layout`.
+
+``synth`` and ``score`` build their settings the way ``gradtts-synth`` and ``gradtts-score`` do (Hydra:
+registered defaults, ``$GRADTTS_CONF_DIR``, then the key=value overrides), and set the per-run fields (texts,
+checkpoints, output and reference dirs) themselves. Synthesis uses HiFi-GAN unless ``synth.vocoder`` is
+given (a study must not fall back to Griffin-Lim unnoticed). Synthesis writes ``<run>/synth/step_XXXXXXX/``
+(+ ``synth.json``), scoring ``<run>/score/step_XXXXXXX/summary.json`` with everything the report pairs and
+groups on. ``--pairs`` limits a stage to those pairs (the recipe runs new pairs only).
 
 Step 0 (the base model with the new speaker row, before any update) is the same model for every run
 of a pair; the grid checks that the runs' ``step_0000000.pt`` weights agree and synthesises and scores
@@ -19,16 +30,31 @@ it once, under ``EXP_DIR/finetune/<pair>/step0/``. Both stages skip what exists 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import re
+import logging
+import os
+import shlex
+import subprocess
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection, Sequence
 
-_RUN = re.compile(r"^p(?P<p>\d+(?:\.\d+)?)$")
-STEP0 = "step0"
+from gradtts import layout
+from gradtts.logs import setup_logging
+
+log = logging.getLogger(__name__)
+
+STEP0 = layout.STEP0
+LAUNCHERS = ("joblib", "slurm", "basic")
+DEFAULT_LOSSES = ("l2", "huber", "scheduled_huber")
+# The grid's own defaults, applied before the caller's overrides (which win).
+SYNTH_DEFAULTS = {"synth.vocoder": "hifigan"}
+# Fields the grid sets per run; an override of one would be silently replaced, so it is refused.
+SYNTH_PER_RUN = ("texts", "text_format", "checkpoints", "steps", "out_dir")
+SCORE_PER_RUN = ("gen_dir", "ref_target", "ref_intruder", "out_dir", "meta")
 
 
 @dataclass(frozen=True)
@@ -56,21 +82,114 @@ class Run:
                 "n_train": rec.get("n_train"), "n_corrupt": rec.get("n_corrupt")}
 
 
-def find_runs(exp: str | Path) -> list[Run]:
-    """Every ``finetune/<pair>/<loss tag>/p<frac>/seed<k>`` directory holding checkpoints."""
+def find_runs(exp: str | Path, pairs: Collection[str] | None = None) -> list[Run]:
+    """Every run directory (:func:`gradtts.layout.run_dirs`) holding checkpoints, of ``pairs`` (dir names) if given."""
     runs = []
-    for ckpt in sorted(Path(exp, "finetune").glob("*/*/p*/seed*/ckpt")):
-        run = ckpt.parent
-        m = _RUN.match(run.parent.name)
-        if not (m and run.name[4:].isdigit()):
+    for path, key in layout.run_dirs(exp):
+        if pairs is not None and key.pair not in pairs:
             continue
-        rec_file = run / "run.json"
+        rec_file = path / "run.json"
         rec = json.loads(rec_file.read_text(encoding="utf-8")) if rec_file.is_file() else {}
-        runs.append(Run(run.parent.parent.parent.name, run.parent.parent.name, float(m.group("p")),
-                        int(run.name[4:]), run, rec))
+        runs.append(Run(key.pair, key.loss_tag, key.p, key.seed, path, rec))
     return runs  # two arms with one label (e.g. an lr sweep) are told apart by the report, on arm_id
 
 
+# ---- stage 5: the fine-tuning multirun --------------------------------------------------------------------------
+def available_cores() -> int:
+    """CPU cores this process may use (its affinity mask, as ``nproc`` counts them)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def train_overrides(exp: str | Path, base: str | Path, pairs: Sequence[str], losses: Sequence[str] = DEFAULT_LOSSES,
+                    seeds: Sequence[int] = (0,), fractions: Sequence[float] = (0.0, 0.15, 0.30, 0.45),
+                    steps: int = 2000, save_steps: Sequence[int] = (250, 500, 1000, 2000), device: str = "auto",
+                    launcher: str = "joblib", jobs: int = 1, threads: int | None = None,
+                    extra: Sequence[str] = ()) -> list[str]:
+    """The ``gradtts-train -m`` arguments of the grid (``pairs``: ``T:C`` specs; ``extra``: overrides, last).
+
+    The sweep goes pairs x seeds x losses x sets in that order, the first varying slowest (Hydra's basic
+    sweeper takes the product in the order given). With the joblib launcher and ``jobs`` > 1 each job gets
+    ``threads`` (default: cores / jobs) torch threads.
+    """
+    if not pairs:
+        raise ValueError("--pairs: give at least one TARGET:INTRUDER pair")
+    if launcher not in LAUNCHERS:
+        raise ValueError(f"--launcher {launcher!r}: one of {', '.join(LAUNCHERS)}")
+    if jobs < 1:
+        raise ValueError(f"--jobs {jobs}: at least 1")
+    bad = [p for p in fractions if not 0 <= p < 1]
+    if bad:
+        raise ValueError(f"--fractions: corruption levels lie in [0, 1), got {bad}")
+    names = list(dict.fromkeys(layout.pair_name(*layout.parse_pair(s)) for s in pairs))
+    sets = list(dict.fromkeys(layout.set_name(p) for p in fractions))
+    saves = ",".join(str(s) for s in dict.fromkeys([0, *save_steps]))  # step 0: the model before any update
+    out = ["experiment=finetune", f"adapt.checkpoint={layout.hydra_path(base, what='base checkpoint')}",
+           f"+{layout.PAIR_KEY}={layout.hydra_choice(names, quote=True)}",
+           f"trainer.seed={layout.hydra_choice(seeds)}", f"loss={layout.hydra_choice(losses)}",
+           f"+{layout.PSET_KEY}={layout.hydra_choice(sets)}",
+           f"data.feats_dir={layout.hydra_feats_dir(exp)}", f"trainer.out_dir={layout.hydra_run_dir(exp)}",
+           f"trainer.max_steps={steps}", f"trainer.save_steps=[{saves}]",
+           f"trainer.device={device}",
+           f"hydra.sweep.dir={layout.hydra_path(layout.sweep_dir(exp))}", "hydra.sweep.subdir=${hydra.job.num}"]
+    if launcher == "joblib":
+        out += ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={jobs}"]
+        if jobs > 1:
+            out.append(f"trainer.num_threads={threads or max(1, available_cores() // jobs)}")
+    elif launcher == "slurm":
+        out.append("hydra/launcher=slurm")
+    return out + list(extra)
+
+
+def train_command(overrides: Sequence[str]) -> list[str]:
+    """The command that runs the multirun: this interpreter's ``gradtts-train -m``."""
+    return [sys.executable, "-m", "gradtts.train", "-m", *overrides]
+
+
+def missing_sets(exp: str | Path, pairs: Sequence[str], fractions: Sequence[float]) -> list[Path]:
+    """Feature directories of the few-shot sets the grid would train on that do not exist yet."""
+    out = []
+    for spec in pairs:
+        pair = layout.pair_name(*layout.parse_pair(spec))
+        sets = {layout.set_name(p): layout.set_dir(exp, pair, p) for p in fractions}
+        out += [d / layout.FEATS for d in sets.values() if not (d / layout.FEATS).is_dir()]
+    return out
+
+
+def run_training(exp: Path, base: Path, pairs: Sequence[str], losses: Sequence[str] = DEFAULT_LOSSES,
+                 seeds: Sequence[int] = (0,), fractions: Sequence[float] = (0.0, 0.15, 0.30, 0.45),
+                 steps: int = 2000, save_steps: Sequence[int] = (250, 500, 1000, 2000), device: str = "auto",
+                 launcher: str = "joblib", jobs: int = 1, threads: int | None = None, extra: Sequence[str] = (),
+                 dry_run: bool = False) -> int:
+    """Check the inputs, then run the grid's multirun (arguments as :func:`train_overrides`); its exit status."""
+    if not base.is_file():
+        raise FileNotFoundError(f"--base {base}: no such checkpoint (train the base model at stage 3, or give one)")
+    missing = missing_sets(exp, pairs, fractions)
+    if missing:
+        raise FileNotFoundError("few-shot features missing (run stage 4 for these pairs first): "
+                                + ", ".join(str(m) for m in missing[:4]) + (" ..." if len(missing) > 4 else ""))
+    threads = threads or max(1, available_cores() // jobs)
+    overrides = train_overrides(exp, base, pairs, losses, seeds, fractions, steps, save_steps, device, launcher,
+                                jobs, threads, extra)
+    cmd = train_command(overrides)
+    log.info("fine-tuning grid: losses {%s} x sets {%s} x seeds {%s} x pairs {%s} from %s", ",".join(losses),
+             ",".join(dict.fromkeys(layout.set_name(p) for p in fractions)), ",".join(str(s) for s in seeds),
+             ",".join(layout.pair_name_of(s) for s in pairs), base)
+    if dry_run:
+        print(shlex.join(cmd))  # the dry run's output: the command, ready to paste
+        return 0
+    log.info("%s", shlex.join(cmd))
+    env = dict(os.environ)
+    if launcher == "joblib" and jobs > 1:
+        # Each job gets its share of the cores, numba's pool included (its parallel alignment kernel otherwise
+        # starts a spinning worker per core in every job: 3x slower).
+        env.update(NUMBA_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    return subprocess.run(cmd, env=env).returncode
+
+
+# ---- stage 6: synthesis -----------------------------------------------------------------------------------------
 def _weights_digest(path: Path) -> str:
     from gradtts.model.checkpoint import read_checkpoint
     from gradtts.train.identity import tensors_digest
@@ -98,62 +217,88 @@ def step0_checkpoints(exp: Path, runs: list[Run]) -> dict[str, Path]:
     return out
 
 
-def _synth(texts: Path, ckpts: list[str], steps: list[int] | None, out_dir: Path, opts: dict[str, Any]) -> None:
-    from gradtts.synth import SynthConfig, run_synthesis
-
-    run_synthesis(SynthConfig(texts=str(texts), text_format="kaldi", checkpoints=ckpts, steps=steps,
-                              out_dir=str(out_dir), **opts))
+def _override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
 
 
-def _synth_task(label: str, texts: Path, ckpts: list[str], out_dir: Path, opts: dict[str, Any]) -> None:
-    print(f"{label} synthesis {out_dir.parent}", flush=True)
-    _synth(texts, ckpts, None, out_dir, opts)
+def _check_not_per_run(overrides: Sequence[str], prefix: str, per_run: Sequence[str]) -> None:
+    keys = [prefix + k for k in per_run]
+    owned = [o for o in overrides if any(_override_key(o) == k or _override_key(o).startswith(k + ".") for k in keys)]
+    if owned:
+        raise ValueError(f"{', '.join(owned)}: the grid sets {', '.join(prefix + k for k in per_run)} for each run; "
+                         "leave them out")
 
 
-def _limit_threads(threads: int) -> None:
+def synth_config(overrides: Sequence[str] = ()) -> Any:
+    """The grid's synthesis settings: ``gradtts-synth``'s config for ``overrides`` (HiFi-GAN by default),
+    with the per-run fields still unset (``???``)."""
+    from gradtts.conf_store import load_stage_config
+
+    _check_not_per_run(overrides, "synth.", SYNTH_PER_RUN)
+    given = {_override_key(o) for o in overrides}
+    defaults = [f"{k}={v}" for k, v in SYNTH_DEFAULTS.items() if k not in given]
+    return load_stage_config("synth", [*defaults, *overrides], allow_missing=True)
+
+
+def _synth_task(label: str, cfg: Any) -> None:
+    from gradtts.synth import run_synthesis
+
+    log.info("%s synthesis %s", label, Path(cfg.out_dir).parent)
+    run_synthesis(cfg)
+
+
+def _worker_init(threads: int) -> None:
     import torch
 
+    setup_logging()  # a spawned process starts without the parent's logging set-up
     torch.set_num_threads(threads)
 
 
-def synth_all(exp: Path, steps: list[int] | None, jobs: int = 1, **opts: Any) -> None:
-    """Synthesise the test texts at ``steps`` for every run (step 0 once per pair); ``opts`` go to SynthConfig.
+def synth_all(exp: Path, steps: list[int] | None, jobs: int = 1, overrides: Sequence[str] = (),
+              pairs: Collection[str] | None = None) -> None:
+    """Synthesise the test texts at ``steps`` for every run (step 0 once per pair).
 
-    ``jobs`` > 1 spreads the runs over that many processes with ``cores / jobs`` threads each (on a small
-    CPU, one-thread processes side by side beat one process with every thread).
+    ``overrides``: Hydra overrides of ``gradtts-synth``'s settings (``synth.n_timesteps=10``, ...); ``pairs``:
+    only these pairs (dir names). ``jobs`` > 1 spreads the runs over that many processes with ``cores / jobs``
+    threads each (on a small CPU, one-thread processes side by side beat one process with every thread).
     """
-    runs = find_runs(exp)
+    base = synth_config(overrides)
+    runs = find_runs(exp, pairs)
     if not runs:
-        raise SystemExit(f"{exp}/finetune: no fine-tuning runs found (run stage 5 first)")
+        raise SystemExit(f"{exp}/finetune: no fine-tuning runs found{_of(pairs)} (run stage 5 first)")
     later = [s for s in steps if s != 0] if steps else None
     tasks = []
+
+    def task(label: str, pair: str, ckpts: list[str], out_dir: Path, task_steps: list[int] | None) -> None:
+        cfg = dataclasses.replace(base, texts=str(layout.test_texts(exp, pair)), text_format="kaldi",
+                                  checkpoints=ckpts, steps=task_steps, out_dir=str(out_dir))
+        tasks.append((label, cfg))
+
     if steps is None or 0 in steps:
         for pair, ckpt in step0_checkpoints(exp, runs).items():
-            tasks.append(("[step 0]", exp / "fewshot" / pair / "test_texts.txt", [str(ckpt)],
-                          exp / "finetune" / pair / STEP0 / "synth"))
+            task("[step 0]", pair, [str(ckpt)], layout.step0_dir(exp, pair) / "synth", None)
     if later != []:
         for i, run in enumerate(runs, 1):
             ckpts = [str(p) for p in sorted((run.path / "ckpt").glob("step_*.pt")) if p.name != "step_0000000.pt"]
             if later is not None:
                 ckpts = [c for c in ckpts if int(Path(c).stem[5:]) in later]
             if ckpts:
-                tasks.append((f"[{i}/{len(runs)}]", exp / "fewshot" / run.pair / "test_texts.txt", ckpts,
-                              run.path / "synth"))
+                task(f"[{i}/{len(runs)}]", run.pair, ckpts, run.path / "synth", None)
     if jobs <= 1:
-        for task in tasks:
-            _synth_task(*task, opts)
+        for t in tasks:
+            _synth_task(*t)
         return
     import multiprocessing
-    import os
     from concurrent.futures import ProcessPoolExecutor
 
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_limit_threads,
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
                              initargs=(threads,)) as pool:
-        for fut in [pool.submit(_synth_task, *task, opts) for task in tasks]:
+        for fut in [pool.submit(_synth_task, *t) for t in tasks]:
             fut.result()  # the first failure ends the stage, as in the sequential loop
 
 
+# ---- stage 7: scoring -------------------------------------------------------------------------------------------
 def _synth_meta(gen: Path) -> dict[str, Any]:
     """What the synthesis record says ran: the vocoder and the sampler settings."""
     rec_file = gen / "synth.json"
@@ -164,13 +309,26 @@ def _synth_meta(gen: Path) -> dict[str, Any]:
     return {"vocoder": (st.get("vocoder") or {}).get("name"), "synth": {k: st.get(k) for k in keys}}
 
 
-def score_all(exp: Path, encoder: str, encoder_source: str | None, device: str) -> None:
-    from gradtts.scoring.cli import ScoreConfig, score
+def score_config(overrides: Sequence[str] = ()) -> Any:
+    """The grid's scoring settings: ``gradtts-score``'s config for ``overrides``, per-run fields unset."""
+    from gradtts.conf_store import load_stage_config
 
-    runs = find_runs(exp)
+    _check_not_per_run(overrides, "", SCORE_PER_RUN)
+    return load_stage_config("score", overrides, allow_missing=True)
+
+
+def score_all(exp: Path, overrides: Sequence[str] = (), pairs: Collection[str] | None = None) -> None:
+    """Score every synthesised step of every run (and step 0 of each pair) against the pair's references.
+
+    ``overrides``: Hydra overrides of ``gradtts-score``'s settings (``encoder=ecapa``, ``device=cuda``...).
+    """
+    from gradtts.scoring.cli import score
+
+    base = score_config(overrides)
+    runs = find_runs(exp, pairs)
     todo: list[tuple[str, Path, Path, dict[str, Any]]] = []
     for pair in sorted({r.pair for r in runs}):
-        gen = exp / "finetune" / pair / STEP0 / "synth" / "step_0000000"
+        gen = layout.step0_dir(exp, pair) / "synth" / "step_0000000"
         if gen.is_dir():
             todo.append((pair, gen, gen.parent.parent / "score" / gen.name,
                          {"kind": "step0", "pair": pair, "step": 0, "seed": None, "loss": None, "arm": None,
@@ -180,15 +338,19 @@ def score_all(exp: Path, encoder: str, encoder_source: str | None, device: str) 
             if gen.is_dir():
                 todo.append((run.pair, gen, run.path / "score" / gen.name, {**run.meta, "step": int(gen.name[5:])}))
     if not todo:
-        raise SystemExit(f"{exp}/finetune: nothing synthesised yet (run stage 6 first)")
+        raise SystemExit(f"{exp}/finetune: nothing synthesised yet{_of(pairs)} (run stage 6 first)")
     for i, (pair, gen, out, meta) in enumerate(todo, 1):
-        print(f"[{i}/{len(todo)}] scoring {gen.relative_to(exp)}", flush=True)
-        fs = exp / "fewshot" / pair
-        score(ScoreConfig(gen_dir=str(gen), ref_target=str(fs / "ref_target"), ref_intruder=str(fs / "ref_intruder"),
-                          out_dir=str(out), encoder=encoder, encoder_source=encoder_source, device=device,
-                          meta={**meta, **_synth_meta(gen)}))
+        log.info("[%d/%d] scoring %s", i, len(todo), gen.relative_to(exp))
+        ref_t, ref_c = layout.ref_dirs(exp, pair)
+        score(dataclasses.replace(base, gen_dir=str(gen), ref_target=str(ref_t), ref_intruder=str(ref_c),
+                                  out_dir=str(out), meta={**meta, **_synth_meta(gen)}))
 
 
+def _of(pairs: Collection[str] | None) -> str:
+    return f" for pairs {', '.join(sorted(pairs))}" if pairs is not None else ""
+
+
+# ---- results ----------------------------------------------------------------------------------------------------
 #: The small per-run files a report is made from (no checkpoints, no audio).
 SMALL_FILES = ("run.json", "train_log.tsv", "ckpt/step_*.residuals.tsv", "synth/step_*/synth.json",
                "score/step_*/summary.json")
@@ -202,11 +364,11 @@ def collect_small(exp: Path, dest: Path) -> int:
     """
     import shutil
 
-    src_root = exp / "finetune"
+    src_root = layout.finetune_root(exp)
     runs = find_runs(exp)
     if not runs:
         raise SystemExit(f"{src_root}: no fine-tuning runs found")
-    dirs = [r.path for r in runs] + sorted(p for p in src_root.glob(f"*/{STEP0}") if p.is_dir())
+    dirs = [r.path for r in runs] + sorted(d for d in {layout.step0_dir(exp, r.pair) for r in runs} if d.is_dir())
     n = 0
     for d in dirs:
         for pattern in SMALL_FILES:
@@ -222,47 +384,87 @@ def collect_small(exp: Path, dest: Path) -> int:
     return n
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+# ---- command line -----------------------------------------------------------------------------------------------
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: comma-separated integers, e.g. 60,120") from None
+
+
+def _name_list(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m gradtts.grid", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
-    s = sub.add_parser("synth")
+    t = sub.add_parser("train", help="run the fine-tuning grid (a Hydra multirun of gradtts-train)")
+    t.add_argument("exp")
+    t.add_argument("--base", required=True, help="base checkpoint every run starts from")
+    t.add_argument("--pairs", nargs="+", required=True, metavar="T:C", help="target:intruder speaker pairs")
+    t.add_argument("--losses", type=_name_list, default=list(DEFAULT_LOSSES),
+                   help="comma-separated loss configs (default l2,huber,scheduled_huber)")
+    t.add_argument("--seeds", type=_int_list, default=[0], help="comma-separated fine-tuning seeds (default 0)")
+    t.add_argument("--fractions", type=float, nargs="+", default=[0.0, 0.15, 0.30, 0.45],
+                   help="corruption levels p of the few-shot sets (default 0 0.15 0.30 0.45)")
+    t.add_argument("--steps", type=int, default=2000, help="fine-tuning steps (default 2000)")
+    t.add_argument("--save-steps", type=_int_list, default=[250, 500, 1000, 2000],
+                   help="checkpoints kept, comma-separated; step 0 is added (default 250,500,1000,2000)")
+    t.add_argument("--launcher", choices=LAUNCHERS, default="joblib")
+    t.add_argument("--jobs", type=int, default=1, help="parallel jobs of the joblib launcher")
+    t.add_argument("--threads", type=int, default=None, help="torch threads per job when --jobs > 1 "
+                   "(default: cores / jobs)")
+    t.add_argument("--device", default="auto")
+    t.add_argument("--dry-run", action="store_true", help="print the command, run nothing")
+    s = sub.add_parser("synth", help="synthesise the test texts with every run's checkpoints")
     s.add_argument("exp")
+    s.add_argument("--pairs", nargs="+", default=None, metavar="PAIR", help="only these pairs (T:C or T_C)")
     s.add_argument("--steps", type=int, nargs="*", default=None, help="steps to synthesise (0: the step-0 model)")
-    s.add_argument("--n-timesteps", type=int, default=10)
-    s.add_argument("--temperature", type=float, default=1.5)
-    s.add_argument("--length-scale", type=float, default=1.0)
-    s.add_argument("--vocoder", default="hifigan", help="hifigan (default; never falls back) | griffinlim | auto")
-    s.add_argument("--device", default="auto")
-    s.add_argument("--batch-size", type=int, default=16)
     s.add_argument("--jobs", type=int, default=1, help="parallel synthesis processes (cores / jobs threads each)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--dictionary", default=None, help="CMUdict-format file (default: the one the checkpoints record)")
     s.add_argument("--overwrite", action="store_true", help="regenerate outputs made with other settings")
-    c = sub.add_parser("score")
+    c = sub.add_parser("score", help="speaker similarity of every synthesised step")
     c.add_argument("exp")
-    c.add_argument("--encoder", default="ge2e")
-    c.add_argument("--encoder-source", default=None)
-    c.add_argument("--device", default="cpu")
+    c.add_argument("--pairs", nargs="+", default=None, metavar="PAIR", help="only these pairs (T:C or T_C)")
     k = sub.add_parser("collect", help="copy the small result files (summaries, run records, residual tables)")
     k.add_argument("exp")
     k.add_argument("dest", help="directory that gets the finetune/ layout, e.g. egs/synthvox/results/study/finetune")
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Hydra overrides follow `--`, so that option lists (--pairs, --steps) cannot swallow them.
+    overrides: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, overrides = argv[:cut], argv[cut + 1:]
+    a = _parser().parse_args(argv)
+    if overrides and a.cmd == "collect":
+        _parser().error("collect takes no Hydra overrides")
+    setup_logging()
     from gradtts.config import cli_errors
 
     with cli_errors(f"gradtts.grid {a.cmd}"):
-        _dispatch(a)
-    return 0
+        return _dispatch(a, overrides)
 
 
-def _dispatch(a: argparse.Namespace) -> None:
+def _dispatch(a: argparse.Namespace, overrides: list[str]) -> int:
+    exp = Path(a.exp)
+    pairs = None if getattr(a, "pairs", None) is None else [layout.pair_name_of(x) for x in a.pairs]
+    if a.cmd == "train":
+        # Absolute (symlinks kept, as the recipe's `cd && pwd`): the jobs' paths must not depend on a cwd.
+        return run_training(Path(os.path.abspath(exp)), Path(a.base), a.pairs, a.losses, a.seeds, a.fractions,
+                            a.steps, a.save_steps, a.device, a.launcher, a.jobs, a.threads, overrides, a.dry_run)
     if a.cmd == "collect":
-        print(f"{collect_small(Path(a.exp), Path(a.dest))} file(s) copied to {a.dest}")
+        log.info("%d file(s) copied to %s", collect_small(exp, Path(a.dest)), a.dest)
     elif a.cmd == "synth":
-        synth_all(Path(a.exp), a.steps or None, jobs=a.jobs, n_timesteps=a.n_timesteps, temperature=a.temperature,
-                  length_scale=a.length_scale, vocoder=a.vocoder, device=a.device, batch_size=a.batch_size,
-                  seed=a.seed, dictionary=a.dictionary, overwrite=a.overwrite)
+        synth_all(exp, a.steps or None, jobs=a.jobs, pairs=pairs,
+                  overrides=[*overrides, *(["synth.overwrite=true"] if a.overwrite else [])])
     else:
-        score_all(Path(a.exp), a.encoder, a.encoder_source, a.device)
+        score_all(exp, overrides, pairs)
+    return 0
 
 
 if __name__ == "__main__":

@@ -11,13 +11,17 @@ disk (or the user's quota) is full raises :class:`DiskFullError`, naming the fil
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
 import os
 import shutil
 import re
 import secrets
+from io import StringIO  # the standard library's io: absolute imports never mean this module
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Iterator, Sequence
+
+from gradtts.errors import UserError
 
 TEMP_SUFFIX = ".tmp"
 # This writer's temporary names, and nothing else, are what remove_stale_temps deletes; the "atomic-"
@@ -34,7 +38,7 @@ _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 _NEARLY_FULL_BYTES = 1 << 20
 
 
-class DiskFullError(OSError):
+class DiskFullError(OSError, UserError):
     """A write failed because the disk (or quota) is full; the message names the file being written."""
 
     def __init__(self, message: str, code: int = errno.ENOSPC):
@@ -151,6 +155,21 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     with atomic_open(path, "wb") as f:
         f.write(data)
+
+
+def write_csv(path: str | os.PathLike, rows: Sequence[dict], fields: Sequence[str] = ()) -> None:
+    """Rows (dicts) as a CSV with ``fields`` then the rest of their keys, written atomically.
+
+    ``fields`` also gives an empty table its header, so a reader can tell "no rows" from "no file".
+    """
+    names = list(fields)
+    for r in rows:
+        names += [k for k in r if k not in names]
+    buf = StringIO()
+    w = csv.DictWriter(buf, fieldnames=names)
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
 
 
 def atomic_torch_save(obj: object, path: str | os.PathLike) -> None:

@@ -3,7 +3,7 @@
 Generic: every function works on a residual tensor ``a`` of any shape ``[B, ...]`` and per-sample
 diffusion times ``t`` of shape ``[B]`` (t = 0 clean, t = 1 pure noise); nothing here knows about
 Grad-TTS. A loss object is called as ``loss(residual, t) -> rho`` (element-wise, same shape as the
-residual) and reduced with :func:`masked_mean`.
+residual); the caller reduces it over its mask (Grad-TTS: sum(rho) / (sum(mask) * n_feats)).
 
 - ``l2``:               rho(a) = a**2
 - ``huber``:            rho(a) = 2 delta (sqrt(a**2 + delta**2) - delta)          (constant delta)
@@ -19,7 +19,7 @@ from __future__ import annotations
 import abc
 import math
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional
 
 import torch
 
@@ -159,27 +159,24 @@ class ScheduledPseudoHuberLoss(ScoreLoss):
         return f"ScheduledPseudoHuberLoss({self.schedule!r})"
 
 
-def masked_mean(rho: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """``sum(rho * mask) / sum(mask)`` with ``mask`` broadcast to ``rho``'s shape.
-
-    For a Grad-TTS mask ``[B, 1, T]`` and rho ``[B, F, T]`` this is sum(rho*mask)/(sum(mask)*F).
-    """
-    mask = mask.to(rho.dtype).expand_as(rho)
-    return torch.sum(rho * mask) / torch.sum(mask)
-
-
 @dataclass
 class LossConfig:
-    """Hydra group ``loss/``: which loss and its parameters.
+    """Hydra group ``loss/``: which loss and its parameters (options ``l2``, ``huber``, ``scheduled_huber``).
+
+    - ``l2``: the official Grad-TTS score loss, rho(a) = a^2;
+    - ``huber``: constant-delta pseudo-Huber, rho(a) = 2 delta (sqrt(a^2 + delta^2) - delta);
+    - ``scheduled_huber``: scheduled pseudo-Huber (Khrapov et al. 2024), delta(t) from a schedule that
+      reaches ``delta_min`` at t = 1.
 
     The beta range (used by the ``snr`` schedule only) is None to take the model's own.
     """
 
-    name: str = "l2"
-    delta: float = 0.1
-    delta_min: float = 0.1
+    name: str = "l2"                   # l2 | huber | scheduled_huber
+    delta: float = 0.1                 # huber
+    delta_min: float = 0.1             # scheduled_huber: delta at t = 1
+    # scheduled_huber: exponential (the paper's, delta_min**t) | snr | constant | backwards (ablation)
     schedule: str = "exponential"
-    beta_min: Optional[float] = None
+    beta_min: Optional[float] = None   # snr schedule: None uses the model's beta range
     beta_max: Optional[float] = None
 
 
@@ -209,32 +206,3 @@ def loss_from_config(cfg, beta_min: float = 0.05, beta_max: float = 20.0) -> Sco
     return build_loss(get("name", "l2"), delta=get("delta", 0.1), delta_min=get("delta_min", 0.1),
                       schedule=get("schedule", "exponential"), beta_min=beta_min if bmin is None else bmin,
                       beta_max=beta_max if bmax is None else bmax)
-
-
-def plot_delta_schedules(path, delta_mins: Sequence[float] = (0.1, 0.01, 0.001),
-                         schedules: Sequence[str] = SCHEDULES, beta_min: float = 0.05, beta_max: float = 20.0,
-                         n_points: int = 201) -> None:
-    """Draw delta(t) on t in [0, 1] for each schedule (one panel each, one line per delta_min) to a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from gradtts.io import atomic_path
-
-    t = torch.linspace(0.0, 1.0, n_points)
-    fig, axes = plt.subplots(1, len(schedules), figsize=(3.2 * len(schedules), 3.0), sharey=True, squeeze=False)
-    for ax, name in zip(axes[0], schedules):
-        for dmin in delta_mins:
-            sched = DeltaSchedule(name, dmin, vp_noise_to_signal(beta_min, beta_max))
-            ax.plot(t.numpy(), sched(t).numpy(), label=f"δ_min={dmin:g}")
-        ax.set_title(name)
-        ax.set_xlabel("diffusion time t")
-        ax.set_yscale("log")
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("δ(t)")
-    axes[0][-1].legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)

@@ -34,19 +34,22 @@ a text whose split changed (another ``max_chars`` or ``pause``) is re-synthesise
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import logging
 import re
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
 from omegaconf import MISSING
 
-from gradtts.model.masks import fix_len_compatibility, generate_path, sequence_mask
+from gradtts.errors import UserError
+
+log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 22050
 HOP = 256
@@ -55,7 +58,13 @@ _UTT_ID = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 @dataclass
 class SynthConfig:
-    """``conf/synth.yaml`` node ``synth``."""
+    """``gradtts-synth`` settings (node ``synth`` of its config): texts x checkpoints x speaker -> wavs.
+
+    Example: ``gradtts-synth synth.texts=exp/fewshot/test_texts.txt synth.checkpoints=[exp/ft/ckpt]
+    synth.out_dir=exp/ft/synth``. Official checkpoints: ``synth.dictionary=PATH/cmu_dictionary`` (and
+    ``synth.speaker=<row index>`` for LibriTTS). Code that synthesises for a recipe builds this through
+    ``gradtts.conf_store.load_stage_config("synth", overrides)`` so that presets and overrides apply.
+    """
 
     texts: str = MISSING                 # text file, or a few-shot set dir holding test_texts.txt
     text_format: str = "plain"           # plain (one sentence a line) | kaldi (utt_id sentence); dirs: kaldi
@@ -83,7 +92,22 @@ class SynthConfig:
 
 @dataclass
 class SynthRoot:
+    """Schema of the whole ``synth`` config (its Hydra settings sit beside this node)."""
+
     synth: SynthConfig = field(default_factory=SynthConfig)
+
+
+# Hydra settings: outputs go to synth.out_dir, and relative paths keep meaning the caller's directory.
+HYDRA_SETTINGS = {"run": {"dir": "${synth.out_dir}"}, "job": {"chdir": False}}
+
+
+@functools.cache  # once per process: the ConfigStore is process-wide
+def register_config() -> None:
+    """Register config ``synth`` (schema :class:`SynthRoot`) in Hydra's ConfigStore; the job keeps its
+    ``synth.log`` in ``synth.out_dir``."""
+    from gradtts.config import store_command_config
+
+    store_command_config("synth", SynthRoot, HYDRA_SETTINGS, log_file=True)
 
 
 # ---- texts, seeds ---------------------------------------------------------------------------------------
@@ -222,113 +246,6 @@ def piece_seeds(seed: int, utt: str, n_pieces: int) -> list[int]:
     return [utterance_seed(seed, f"{utt}#{k}") for k in range(n_pieces)]
 
 
-# ---- mels -----------------------------------------------------------------------------------------------
-
-def _noise(gens: Sequence[torch.Generator], lengths: Sequence[int], n_feats: int, t_max: int) -> torch.Tensor:
-    out = torch.zeros(len(gens), n_feats, t_max)
-    for i, (g, n) in enumerate(zip(gens, lengths)):
-        out[i, :, :n] = torch.randn(n_feats, n, generator=g)
-    return out
-
-
-@torch.no_grad()
-def _reverse_sde(decoder, z, mask, mu, n_timesteps, spk, gens, lengths) -> torch.Tensor:
-    """Euler-Maruyama on the reverse SDE (the official update) with per-utterance noise."""
-    h = 1.0 / n_timesteps
-    xt = z * mask
-    for i in range(n_timesteps):
-        t = (1.0 - (i + 0.5) * h) * torch.ones(z.shape[0], dtype=z.dtype, device=z.device)
-        beta_t = (decoder.beta_min + (decoder.beta_max - decoder.beta_min) * t).view(-1, 1, 1)
-        score = decoder.estimator(xt, mask, mu, t, spk)
-        noise = _noise(gens, lengths, z.shape[1], z.shape[2]).to(z.device, z.dtype)
-        dxt = (0.5 * (mu - xt) - score) * beta_t * h + noise * torch.sqrt(beta_t * h)
-        xt = (xt - dxt) * mask
-    return xt
-
-
-@torch.no_grad()
-def synthesize_mels(model, token_lists: Sequence[Sequence[int]], seeds: Sequence[int], spk: int | None = None,
-                    n_timesteps: int = 10, temperature: float = 1.5, stoc: bool = False, length_scale: float = 1.0,
-                    batch_size: int = 16) -> list[torch.Tensor]:
-    """Mels ``[n_feats, frames]`` (CPU float32) for interspersed token lists, in input order.
-
-    Same computation as ``GradTTS.forward`` (durations ``ceil(exp(logw)) * length_scale``, prior
-    sample ``mu + z / temperature``, Euler steps at mid-points), but z is drawn per utterance from
-    ``torch.Generator().manual_seed(seeds[i])``.
-    """
-    device = model.device
-    order = sorted(range(len(token_lists)), key=lambda i: -len(token_lists[i]))
-    out: list[torch.Tensor | None] = [None] * len(token_lists)
-    for s in range(0, len(order), max(1, batch_size)):
-        idx = order[s:s + batch_size]
-        x_lengths = torch.tensor([len(token_lists[i]) for i in idx], dtype=torch.long)
-        x = torch.zeros(len(idx), int(x_lengths.max()), dtype=torch.long)
-        for j, i in enumerate(idx):
-            x[j, :len(token_lists[i])] = torch.as_tensor(token_lists[i], dtype=torch.long)
-        x, x_lengths = x.to(device), x_lengths.to(device)
-        spk_emb = None
-        if model.n_spks > 1:
-            if spk is None:
-                raise ValueError(f"the model has {model.n_spks} speakers: give a speaker")
-            spk_emb = model.spk_emb(torch.full((len(idx),), int(spk), dtype=torch.long, device=device))
-        mu_x, logw, x_mask = model.encoder(x, x_lengths, spk_emb)
-        w_ceil = torch.ceil(torch.exp(logw) * x_mask) * length_scale
-        y_lengths = torch.clamp_min(torch.sum(w_ceil, [1, 2]), 1).long()
-        t_max = fix_len_compatibility(int(y_lengths.max()))
-        y_mask = sequence_mask(y_lengths, t_max).unsqueeze(1).to(x_mask.dtype)
-        attn = generate_path(w_ceil.squeeze(1), (x_mask.unsqueeze(-1) * y_mask.unsqueeze(2)).squeeze(1))
-        mu_y = torch.matmul(attn.transpose(1, 2), mu_x.transpose(1, 2)).transpose(1, 2)
-        lengths = y_lengths.tolist()
-        gens = [torch.Generator().manual_seed(int(seeds[i])) for i in idx]
-        z = mu_y + _noise(gens, lengths, mu_y.shape[1], t_max).to(device, mu_y.dtype) / temperature
-        if stoc:
-            dec = _reverse_sde(model.decoder, z, y_mask, mu_y, n_timesteps, spk_emb, gens, lengths)
-        else:
-            dec = model.decoder(z, y_mask, mu_y, n_timesteps, False, spk_emb)
-        for j, i in enumerate(idx):
-            out[i] = dec[j, :, :lengths[j]].float().cpu()
-    return out  # type: ignore[return-value]
-
-
-# ---- vocoders -------------------------------------------------------------------------------------------
-
-Vocoder = Callable[[torch.Tensor], torch.Tensor]
-
-
-def load_vocoder(kind: str = "auto", path: str | None = None, device: str | torch.device = "cpu"
-                 ) -> tuple[Vocoder, str, dict[str, Any]]:
-    """``(mel [B, 80, T] -> wav [B, T * 256], name, record)``: HiFi-GAN from ``gradtts.vocoder`` or Griffin-Lim.
-
-    ``auto`` falls back to Griffin-Lim with a warning when HiFi-GAN cannot be loaded; ``record`` says
-    what was actually loaded (name and, for HiFi-GAN, the weight file's name and sha256).
-    """
-    if kind not in ("auto", "hifigan", "griffinlim"):
-        raise ValueError(f"vocoder={kind!r}: choose auto, hifigan or griffinlim")
-    if kind in ("auto", "hifigan"):
-        try:
-            from gradtts.train.identity import file_digest
-            from gradtts.vocoder import load_hifigan, official_weights_path
-
-            weights = Path(path) if path else official_weights_path()
-            generator = load_hifigan(weights, device=device)
-        except Exception as exc:  # noqa: BLE001 - any failure to load means: fall back (or re-raise)
-            if kind == "hifigan":
-                raise
-            warnings.warn(f"HiFi-GAN vocoder unavailable ({exc.__class__.__name__}: {exc}); using Griffin-Lim, "
-                          "which sounds much worse: do not score speaker similarity on it", stacklevel=2)
-        else:
-            def hifigan(mel: torch.Tensor) -> torch.Tensor:
-                with torch.no_grad():
-                    wav = generator(mel.to(device))
-                return (wav.squeeze(1) if wav.dim() == 3 else wav).float().cpu()
-
-            return hifigan, "hifigan", {"name": "hifigan", "weights": weights.name,
-                                        "weights_sha256": file_digest(weights)}
-    from gradtts.vocoder import griffin_lim
-
-    return (lambda mel: griffin_lim(mel.float().cpu())), "griffinlim", {"name": "griffinlim"}
-
-
 # ---- the stage ------------------------------------------------------------------------------------------
 
 def list_checkpoints(sources: Sequence[str], steps: Sequence[int] | None = None) -> list[Path]:
@@ -380,8 +297,8 @@ def resolve_dictionary(requested: str | None, info):
     if requested:
         d = load_dictionary(requested)
         if info.dictionary and d.source_id != info.dictionary:
-            warnings.warn(f"{info.path} was trained with dictionary {info.dictionary!r}, synth.dictionary is "
-                          f"{d.source_id!r}", stacklevel=2)
+            log.warning("%s was trained with dictionary %r, synth.dictionary is %r", info.path, info.dictionary,
+                        d.source_id)
         return d
     if info.dictionary in (None, dictionary_id(None)):
         return load_dictionary(None)
@@ -390,7 +307,7 @@ def resolve_dictionary(requested: str | None, info):
                      "resources/cmu_dictionary)")
 
 
-class SynthCacheError(RuntimeError):
+class SynthCacheError(UserError, RuntimeError):
     """An output dir holds wavs made with other settings; the message names the differences."""
 
 
@@ -399,7 +316,7 @@ RECORD = "synth.json"
 
 def _cached_record(out: Path, settings: dict[str, Any], overwrite: bool) -> dict[str, Any]:
     """The per-utterance record of ``out`` if it was made with ``settings``; raises on a mismatch."""
-    from gradtts.train.identity import differences
+    from gradtts.digest import differences
 
     file = out / RECORD
     old = json.loads(file.read_text(encoding="utf-8")) if file.is_file() else None
@@ -471,11 +388,13 @@ def run_synthesis(cfg: SynthConfig | Any) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     from gradtts.audio import write_wav
+    from gradtts.device import resolve_device
+    from gradtts.digest import file_digest
     from gradtts.io import atomic_np_save, atomic_write_text
     from gradtts.model.checkpoint import infer_config, load_checkpoint, read_checkpoint
+    from gradtts.model.inference import synthesize_mels
     from gradtts.text import BLANK_ID, intersperse, text_to_sequence
-    from gradtts.train.ddp import resolve_device
-    from gradtts.train.identity import file_digest
+    from gradtts.vocoder.frontend import load_vocoder
 
     if not isinstance(cfg.max_chars, int) or cfg.max_chars < 1:
         raise ValueError(f"synth.max_chars={cfg.max_chars!r}: give the longest piece, in characters, a long text "
@@ -573,7 +492,7 @@ def run_synthesis(cfg: SynthConfig | Any) -> dict[str, Any]:
 
 
 def main() -> None:
-    """Console entry ``gradtts-synth`` (Hydra: ``conf/synth.yaml``).
+    """Console entry ``gradtts-synth`` (Hydra config ``synth``, see :class:`SynthConfig`).
 
     Bad input ends with one ``gradtts-synth: error: ...`` line (bad text lines listed below it) and status 2.
     """
@@ -584,17 +503,17 @@ def main() -> None:
     with cli_errors("gradtts-synth"):  # errors before Hydra starts (e.g. no conf/ directory)
         from gradtts.config import hydra_entry
 
-        @hydra_entry("synth", "synth_schema", SynthRoot)
+        @hydra_entry("synth", register_config)
         def _run(cfg) -> None:
             with cli_errors("gradtts-synth"):
                 try:
                     report = run_synthesis(OmegaConf.to_object(cfg.synth))
                 except SynthesisErrors as exc:
                     for k, v in exc.report.items():  # what was written, before the list of what was not
-                        print(f"{k}: {v}")
+                        log.info("%s: %s", k, v)
                     raise
                 for k, v in report.items():
-                    print(f"{k}: {v}")
+                    log.info("%s: %s", k, v)
 
     _run()
 

@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
 # The shared few-shot corruption study (the analogue of ESPnet's tts.sh). Corpus recipes call it:
 #   recipes/fewshot.sh --exp exp/synthvox --local_data egs/synthvox/local/data.sh --pairs "sv024:sv025" [key=value ...]
-# Stage logic lives in Python entry points; this script only sequences them. Every finished stage
-# leaves $exp/.done/stageN, so re-running skips it (delete the marker, or use --force_stage N, to redo one).
+# Stage logic lives in Python entry points; this script only sequences them. Where files go under $exp is
+# gradtts/layout.py's business (stage 4 asks it for paths; stages 5-7 run through python -m gradtts.grid).
+# Finished work leaves .done markers, so re-running skips it:
+#   stages 0-3, 8: $exp/.done/stageN, one for the experiment (stage 1's records the corpus script's arguments,
+#                  and a re-run with others says so: --force_stage 1 redoes it);
+#   stages 4-7:    $exp/.done/stageN/<T>_<C>, one per pair, holding the settings the stage ran with. A stage
+#                  runs for a pair without a marker (so adding a pair to --pairs runs stages 4-7 for that
+#                  pair only; stage 5 sweeps the new pairs alone), for a pair whose settings changed (another
+#                  loss list, more steps, a Hydra override), and, at stages 5-7, for a pair that finished the
+#                  stage before since. Stage 8 runs again when a pair finished stage 7 after the last report.
+# Delete a marker, or use --force_stage N (every pair of --pairs), to redo a stage.
 set -euo pipefail
 
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0")) $*"; }
@@ -48,6 +57,8 @@ help_message="Usage: $0 [--option value ...] [hydra.key=value ...]
 Stages: 0 environment check, 1 data prep, 2 features, 3 base model, 4 corrupted few-shot sets,
 5 fine-tuning grid (losses x p x seeds x pairs, Hydra multirun), 6 synthesis + vocoding, 7 speaker
 scoring, 8 report. Remaining key=value arguments are Hydra overrides for the fine-tuning grid.
+Finished stages are skipped on a re-run (\$exp/.done/); stages 4-7 keep a marker per pair with its
+settings, so new pairs, and pairs whose settings changed, run alone.
 Options (defaults in brackets):
 $(grep -E '^[a-z_]+=.*#' "${BASH_SOURCE[0]}" | sed -E 's/^([a-z_]+)=("[^"]*"|[^ ]*) *# *(.*)$/  --\1 [\2]  \3/')"
 
@@ -55,6 +66,16 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/utils/parse_options.sh"
 
 [ -n "$pairs" ] || { echo "$0: --pairs \"T:C ...\" is required" >&2; exit 1; }
+declare -A pair_dir  # T:C -> its directory name
+pair_specs=()
+for spec in $pairs; do  # each pair once, in the order given
+  [ -n "${pair_dir[$spec]+set}" ] && continue
+  pair_specs+=("$spec"); pair_dir[$spec]=
+done
+# The directory names come from gradtts/layout.py, which also checks every T:C before anything is written.
+names=$(python -m gradtts.layout pair "${pair_specs[@]}") || { echo "$0: bad --pairs \"$pairs\"" >&2; exit 1; }
+i=0
+for name in $names; do pair_dir[${pair_specs[$i]}]=$name; i=$((i + 1)); done
 mkdir -p "$exp/.done"
 synth_steps=${synth_steps:-$save_steps}
 # Parallel jobs share the CPU cores: each gets its share of threads, numba's pool included (its
@@ -66,20 +87,84 @@ fi
 exp=$(cd "$exp" && pwd)
 data=$exp/data
 
-run_stage() {  # run_stage N: true when stage N is in range and not done yet
-  local n=$1
-  [ "$n" -ge "$stage" ] && [ "$n" -le "$stop_stage" ] || return 1
-  if [ -f "$exp/.done/stage$n" ] && [ "$n" != "$force_stage" ]; then
-    log "stage $n: done before ($exp/.done/stage$n), skipping"
+in_range() { [ "$1" -ge "$stage" ] && [ "$1" -le "$stop_stage" ]; }
+
+run_stage() {  # run_stage N [RECORD]: true when whole-experiment stage N is in range and not done yet
+  local n=$1 marker=$exp/.done/stage$1 note=
+  in_range "$n" || return 1
+  [ "$n" = "$force_stage" ] && return 0
+  [ -f "$marker" ] || return 0
+  if [ "$n" = 8 ] && newer_pair_marker 7 "$marker"; then
+    log "stage 8: pairs finished stage 7 after the last report: redoing it"
+    return 0
+  fi
+  # A marker may record what the stage ran with (stage 1: the corpus script's arguments).
+  if [ -n "${2:-}" ] && [ -s "$marker" ] && [ "$(cat "$marker")" != "$2" ]; then
+    note=" (it ran as \"$(cat "$marker")\"; --force_stage $n redoes it)"
+  fi
+  log "stage $n: done before ($marker), skipping$note"
+  return 1
+}
+done_stage() {  # done_stage N [RECORD]
+  printf '%s' "${2:-}" > "$exp/.done/stage$1"
+  log "stage $1: finished"
+}
+
+newer_pair_marker() {  # newer_pair_marker N FILE: true when a pair finished stage N after FILE was written
+  local f
+  for f in "$exp/.done/stage$1"/*; do [ "$f" -nt "$2" ] && return 0; done
+  return 1
+}
+
+todo=()
+run_pair_stage() {  # run_pair_stage N RECORD: true when stage N is in range and has work for a pair; sets todo
+  # A pair's marker holds RECORD, the settings it ran with. The stage runs for a pair without a marker, for
+  # one whose marker records other settings, and (stages 5-7) for one that finished stage N-1 since.
+  local n=$1 record=$2 dir=$exp/.done/stage$1 spec name marker done_before=()
+  todo=()
+  in_range "$n" || return 1
+  if [ -f "$dir" ]; then  # one marker for every pair, left by a recipe from before per-pair markers
+    if [ "$n" != "$force_stage" ]; then
+      log "stage $n: done before ($dir, one marker for all pairs; delete it to redo the stage per pair), skipping"
+      return 1
+    fi
+    rm -f "$dir"
+  fi
+  for spec in "${pair_specs[@]}"; do
+    name=${pair_dir[$spec]}
+    marker=$dir/$name
+    if [ "$n" = "$force_stage" ] || [ ! -f "$marker" ]; then
+      todo+=("$spec")
+    elif [ "$(cat "$marker")" != "$record" ]; then
+      log "stage $n: $name ran with other settings (\"$(cat "$marker")\"): running it again"
+      todo+=("$spec")
+    elif [ "$n" -gt 4 ] && [ "$exp/.done/stage$((n - 1))/$name" -nt "$marker" ]; then
+      log "stage $n: $name finished stage $((n - 1)) again since: running it again"
+      todo+=("$spec")
+    else
+      done_before+=("$name")
+    fi
+  done
+  if [ ${#todo[@]} -eq 0 ]; then
+    log "stage $n: done before for every pair ($dir/), skipping"
     return 1
   fi
+  [ ${#done_before[@]} -eq 0 ] || log "stage $n: already done for ${done_before[*]}; running it for ${todo[*]}"
   return 0
 }
-done_stage() { touch "$exp/.done/stage$1"; log "stage $1: finished"; }
+done_pairs() {  # done_pairs N RECORD SPEC...: the stage finished for these pairs with these settings
+  local n=$1 record=$2 spec
+  shift 2
+  mkdir -p "$exp/.done/stage$n"
+  for spec in "$@"; do printf '%s' "$record" > "$exp/.done/stage$n/${pair_dir[$spec]}"; done
+  log "stage $n: finished for $*"
+}
 
-base_ckpt_file() {  # the base checkpoint: given, or the last one stage 3 saved
+base_ckpt_file() {  # the base checkpoint: given, or the last one stage 3 saved (step numbers are zero-padded)
   if [ -n "$base_ckpt" ]; then echo "$base_ckpt"; return; fi
-  ls "$exp"/base/ckpt/step_*.pt 2>/dev/null | sort | tail -n 1
+  local saved=("$exp"/base/ckpt/step_*.pt)
+  [ -f "${saved[-1]}" ] && echo "${saved[-1]}"
+  return 0
 }
 
 if run_stage 0; then
@@ -91,13 +176,14 @@ if run_stage 0; then
   done_stage 0
 fi
 
-if run_stage 1; then
+stage1_record="$local_data $local_data_args"
+if run_stage 1 "$stage1_record"; then
   log "stage 1: data preparation ($local_data)"
   [ -n "$local_data" ] || { echo "$0: --local_data is required for stage 1" >&2; exit 1; }
   # shellcheck disable=SC2086
   bash "$local_data" "$data" $local_data_args
   python -m data_prep.validate "$data/study"
-  done_stage 1
+  done_stage 1 "$stage1_record"
 fi
 
 if run_stage 2; then
@@ -122,62 +208,55 @@ if run_stage 3; then
   done_stage 3
 fi
 
-if run_stage 4; then
-  log "stage 4: corrupted few-shot sets for pairs: $pairs"
-  for pair in $pairs; do
-    t=${pair%%:*}; c=${pair##*:}
-    out=$exp/fewshot/${t}_${c}
+# What each per-pair stage's results depend on (device, launcher and job counts are left out: they change
+# how fast a stage runs, not what it makes).
+stage4_record="n_shot=$n_shot fractions=$fractions n_ref=$n_ref n_test=$n_test selection=$selection seed=$fewshot_seed dictionary=$dictionary"
+stage6_record="steps=0,$synth_steps n_timesteps=$n_timesteps temperature=$temperature length_scale=$length_scale vocoder=$vocoder dictionary=$dictionary"
+stage7_record="encoder=$encoder encoder_source=$encoder_source"
+
+if run_pair_stage 4 "$stage4_record"; then
+  log "stage 4: corrupted few-shot sets for pairs: ${todo[*]}"
+  for spec in "${todo[@]}"; do
+    out=$(python -m gradtts.layout fewshot "$exp" "$spec")
     # shellcheck disable=SC2086
-    python -m data_prep.fewshot "$data/study" "$out" --target "$t" --intruder "$c" --n "$n_shot" \
+    python -m data_prep.fewshot "$data/study" "$out" --target "${spec%%:*}" --intruder "${spec##*:}" --n "$n_shot" \
       --fractions $fractions --n-ref "$n_ref" --n-test "$n_test" --seed "$fewshot_seed" --selection "$selection"
-    for set in "$out"/p*/; do
-      python -m data_prep.features "$set" "${set%/}/feats" --jobs "$jobs" --no-progress \
+    # shellcheck disable=SC2086
+    sets=$(python -m gradtts.layout sets "$exp" "$spec" $fractions)
+    while IFS= read -r set; do
+      python -m data_prep.features "$set" "$set/feats" --jobs "$jobs" --no-progress \
         ${dictionary:+--dictionary "$dictionary"}
-    done
+    done <<< "$sets"
+    done_pairs 4 "$stage4_record" "$spec"
   done
-  done_stage 4
 fi
 
-if run_stage 5; then
+stage5_record="base=$(base_ckpt_file) losses=$losses seeds=$seeds fractions=$fractions ft_steps=$ft_steps save_steps=$save_steps overrides=${hydra_overrides[*]-}"
+if run_pair_stage 5 "$stage5_record"; then
   ckpt=$(base_ckpt_file)
   [ -n "$ckpt" ] || { echo "$0: no base checkpoint (run stage 3 or give --base_ckpt)" >&2; exit 1; }
-  # Quoted for Hydra: an unquoted 19_26 would be read as the integer 1926.
-  pair_names=$(for pair in $pairs; do printf "'%s'," "${pair%%:*}_${pair##*:}"; done)
-  psets=$(for p in $fractions; do printf 'p%.2f,' "$p"; done)
-  log "stage 5: fine-tuning grid: losses {$losses} x sets {${psets%,}} x seeds {$seeds} x pairs {${pair_names%,}} from $ckpt"
-  launch=()
-  case "$launcher" in
-    joblib) launch=(hydra/launcher=joblib "hydra.launcher.n_jobs=$grid_jobs")
-            [ "$grid_jobs" -gt 1 ] && launch+=("trainer.num_threads=$job_threads") ;;
-    slurm) launch=(hydra/launcher=slurm) ;;
-    basic) ;;
-    *) echo "$0: unknown --launcher $launcher" >&2; exit 1 ;;
-  esac
-  # Pairs vary slowest: a grid stopped part-way leaves whole pairs (every loss, p and seed) finished.
-  gradtts-train -m experiment=finetune adapt.checkpoint="$ckpt" \
-    "+study.pair=${pair_names%,}" "trainer.seed=$seeds" "loss=$losses" "+study.pset=${psets%,}" \
-    "data.feats_dir=$exp/fewshot/\${study.pair}/\${study.pset}/feats" \
-    "trainer.out_dir='$exp/finetune/\${study.pair}/\${loss_tag:\${loss}}/\${study.pset}/seed\${trainer.seed}'" \
-    "trainer.max_steps=$ft_steps" "trainer.save_steps=[0,$save_steps]" "trainer.device=$device" \
-    "hydra.sweep.dir=$exp/finetune/.hydra" "hydra.sweep.subdir=\${hydra.job.num}" \
-    "${launch[@]}" "${hydra_overrides[@]}"
-  done_stage 5
+  log "stage 5: fine-tuning grid for pairs: ${todo[*]}"
+  # shellcheck disable=SC2086
+  python -m gradtts.grid train "$exp" --base "$ckpt" --pairs "${todo[@]}" --losses "$losses" --seeds "$seeds" \
+    --fractions $fractions --steps "$ft_steps" --save-steps "$save_steps" --launcher "$launcher" \
+    --jobs "$grid_jobs" --threads "$job_threads" --device "$device" -- ${hydra_overrides[@]+"${hydra_overrides[@]}"}
+  done_pairs 5 "$stage5_record" "${todo[@]}"
 fi
 
-if run_stage 6; then
-  log "stage 6: synthesis and vocoding ($vocoder) at steps 0,$synth_steps"
-  python -m gradtts.grid synth "$exp" --steps 0 ${synth_steps//,/ } --n-timesteps "$n_timesteps" --jobs "$grid_jobs" \
-    --temperature "$temperature" --length-scale "$length_scale" --vocoder "$vocoder" --device "$device" \
-    ${dictionary:+--dictionary "$dictionary"}
-  done_stage 6
+if run_pair_stage 6 "$stage6_record"; then
+  log "stage 6: synthesis and vocoding ($vocoder) at steps 0,$synth_steps for pairs: ${todo[*]}"
+  # shellcheck disable=SC2086  # (the steps: one word each)
+  python -m gradtts.grid synth "$exp" --pairs "${todo[@]}" --steps 0 ${synth_steps//,/ } --jobs "$grid_jobs" -- \
+    "synth.n_timesteps=$n_timesteps" "synth.temperature=$temperature" "synth.length_scale=$length_scale" \
+    "synth.vocoder=$vocoder" "synth.device=$device" ${dictionary:+"synth.dictionary='$dictionary'"}
+  done_pairs 6 "$stage6_record" "${todo[@]}"
 fi
 
-if run_stage 7; then
-  log "stage 7: speaker similarity ($encoder)"
-  args=(--encoder "$encoder")
-  [ -n "$encoder_source" ] && args+=(--encoder-source "$encoder_source")
-  python -m gradtts.grid score "$exp" "${args[@]}"
-  done_stage 7
+if run_pair_stage 7 "$stage7_record"; then
+  log "stage 7: speaker similarity ($encoder) for pairs: ${todo[*]}"
+  python -m gradtts.grid score "$exp" --pairs "${todo[@]}" -- "encoder=$encoder" \
+    ${encoder_source:+"encoder_source='$encoder_source'"}
+  done_pairs 7 "$stage7_record" "${todo[@]}"
 fi
 
 if run_stage 8; then

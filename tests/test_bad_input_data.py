@@ -4,6 +4,7 @@ Text encodings of transcripts and CSVs, the feature cache under changed settings
 audio and empty data dirs, and the edges of the few-shot builder, each on real files in tmp_path.
 """
 
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -112,7 +113,9 @@ def _outcome(feats: Path) -> tuple[str, str, list, set]:
             [np.load(f).tobytes() for f in mels], {f.relative_to(feats) for f in mels})
 
 
-@pytest.mark.parametrize("settings", [dict(max_seconds=1.2), dict(min_seconds=0.8), dict(top_db=20.0)])
+# max_seconds also goes back to the defaults: four feature runs, 14 CPU-s (tests/conftest.py); the others 6.
+@pytest.mark.parametrize("settings", [pytest.param(dict(max_seconds=1.2), marks=pytest.mark.slow),
+                                      dict(min_seconds=0.8), dict(top_db=20.0)])
 def test_rerun_with_other_settings_equals_a_fresh_run(tmp_path, settings):
     data = _feature_data(tmp_path)
     compute_features(data, tmp_path / "feats", jobs=1, progress=False)
@@ -129,15 +132,18 @@ def test_rerun_with_other_settings_equals_a_fresh_run(tmp_path, settings):
         assert _outcome(tmp_path / "feats") == _outcome(tmp_path / "default")
 
 
-def test_cached_mels_without_a_settings_record_are_recomputed(tmp_path, capsys):
+def test_cached_mels_without_a_settings_record_are_recomputed(tmp_path, caplog):
     data = _feature_data(tmp_path)
     feats = tmp_path / "feats"
     compute_features(data, feats, jobs=1, progress=False, top_db=20.0)
     # As an older version left it: which top_db made these mels is unknown.
     (feats / "mel_settings.json").unlink(missing_ok=True)
+    caplog.set_level(logging.WARNING, logger="data_prep.features")
     assert compute_features(data, feats, jobs=1, progress=False) == compute_features(
         data, tmp_path / "fresh", jobs=1, progress=False)
-    assert "removed 4 cached mel(s)" in capsys.readouterr().err
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.WARNING, f"features: removed 4 cached mel(s) under {feats / 'mels'} made with other settings "
+                          "(no mel_settings.json); computing them again")]
 
 
 # ---------------------------------------------------------------- 3. validate: audio and empty dirs
@@ -212,7 +218,7 @@ def test_cli_n_zero_fails_with_the_cause(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-def test_rerun_with_other_fractions_leaves_exactly_its_sets(tmp_path, capsys):
+def test_rerun_with_other_fractions_leaves_exactly_its_sets(tmp_path, caplog):
     src = _corpus(tmp_path)
     out = tmp_path / "fs"
     make_fewshot(src, out, "T", "C", n=10, fractions=(0.0, 0.2, 0.4), n_ref=5, n_test=5)
@@ -220,10 +226,11 @@ def test_rerun_with_other_fractions_leaves_exactly_its_sets(tmp_path, capsys):
     (out / "p0.99").mkdir()  # named like a set but not one of ours: kept
     (out / "p0.99" / "notes.txt").write_text("mine")
     (out / "pictures").mkdir()
-    capsys.readouterr()
+    assert not caplog.records
     plan = make_fewshot(src, out, "T", "C", n=10, fractions=(0.0, 0.3), n_ref=5, n_test=5)
-    err = capsys.readouterr().err
-    assert "removed 2 set(s)" in err and "p0.20, p0.40" in err
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.WARNING, f"fewshot: removed 2 set(s) of an earlier run that this one does not write: p0.20, p0.40 "
+                          f"(under {out})")]
     sets = sorted(q.name for q in out.iterdir() if q.is_dir() and q.name.startswith("p0."))
     assert sets == ["p0.00", "p0.30", "p0.99"] and list(plan["n_corrupt"]) == ["p0.00", "p0.30"]
     assert (out / "pictures").is_dir() and (out / "p0.99" / "notes.txt").read_text() == "mine"

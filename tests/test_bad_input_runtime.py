@@ -1,6 +1,7 @@
 """Bad input and crashes at run time: leftovers of a killed save, a full disk, command-line errors, recipe options."""
 
 import errno
+import logging
 import os
 import subprocess
 import sys
@@ -63,15 +64,19 @@ def test_a_kill_during_save_or_prune_leaves_config_and_checkpoint_together(tmp_p
         assert (root / f"step_{step:07d}.yaml").read_text() == f"step: {step}\n"
 
 
-def test_orphan_residual_tables_are_removed_but_checkpoint_companions_kept(tmp_path):
+def test_orphan_residual_tables_are_removed_but_checkpoint_companions_kept(tmp_path, caplog):
     root = tmp_path / "ckpt"
     CheckpointDir(root).save(3, {"step": 3}, "step: 3\n")
     (root / "step_0000003.residuals.tsv").write_text("utt\tr\n")
     (root / "step_0000009.residuals.tsv").write_text("utt\tr\n")  # its checkpoint was pruned by a killed run
     (root / "step_0000009.yaml").write_text("step: 9\n")
     (root / "notes.yaml").write_text("mine\n")                       # not a checkpoint companion: kept
+    caplog.set_level(logging.WARNING, logger="gradtts.train.state")
     CheckpointDir(root)
     assert _visible(root) == ["notes.yaml", "step_0000003.pt", "step_0000003.residuals.tsv", "step_0000003.yaml"]
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.WARNING, f"removed step_0000009.residuals.tsv, step_0000009.yaml in {root}: left without their "
+                          "checkpoint by an interrupted save or prune")]
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])

@@ -16,17 +16,25 @@ import torch
 
 from data_prep.features import compute_features
 from data_prep.fewshot import make_fewshot
-from gradtts import grid
+from gradtts import grid, layout
 from gradtts.data.datadir import DataDir, read_datadir, write_datadir
+from gradtts.data.manifest import read_manifest
 from gradtts.model.checkpoint import save_checkpoint
 from gradtts.model.config import build_model
 from gradtts.text import BLANK_ID, intersperse, text_to_sequence
 from gradtts.train import train
 from gradtts.train.cli import compose
-from gradtts.train.data import MelDataset, read_manifest
+from gradtts.train.data import MelDataset
+
+# Every test runs on the module's `study` (few-shot sets, features, four short fine-tunings, synthesis, scores):
+# 18 CPU-s, paid by whichever test runs first; the parallel-synthesis check takes 15 more (tests/conftest.py).
+pytestmark = pytest.mark.slow
 
 WORDS = "apple river stone window garden yellow music paper silver orange morning travel".split()
 PAIR = "T_C"
+# The grid's synthesis settings, as the recipe passes them (Hydra overrides of gradtts-synth's config).
+SYNTH = ["synth.n_timesteps=2", "synth.temperature=1.5", "synth.length_scale=1.0", "synth.vocoder=griffinlim",
+         "synth.device=cpu"]
 
 
 def _voice(rng, f0: float, seconds: float, sr: int = 22050) -> np.ndarray:
@@ -48,7 +56,7 @@ def study(tmp_path_factory):
             d.add(f"{spk}_{i:02d}", spk, str(wav), f"the {WORDS[i % 12]} and the {WORDS[(i * 5 + 1) % 12]} {i}")
     write_datadir(root / "data", d)
     exp = root / "exp"
-    fs = exp / "fewshot" / PAIR
+    fs = layout.fewshot_dir(exp, PAIR)
     plan = make_fewshot(root / "data", fs, "T", "C", n=6, fractions=(0.0, 0.5), n_ref=3, n_test=2, seed=0)
     # One intruder clip too short for the feature stage: the trained-on fraction differs from the nominal one.
     dropped = f"T-intruder-{plan['intruders'][0]}"
@@ -63,15 +71,14 @@ def study(tmp_path_factory):
     for loss in ("l2", "huber"):
         for p in ("p0.00", "p0.50"):
             train(compose(["experiment=finetune", "model=tiny", f"adapt.checkpoint={base}", f"loss={loss}",
-                           f"data.feats_dir={fs / p / 'feats'}", "data.batch_size=4", "data.out_size=32",
+                           f"data.feats_dir={layout.hydra_feats_dir(exp)}", "data.batch_size=4", "data.out_size=32",
                            f"+study.pair={PAIR}", f"+study.pset={p}", "trainer.seed=0",
-                           f"trainer.out_dir='{exp}/finetune/{PAIR}/${{loss_tag:${{loss}}}}/{p}/seed0'",
+                           f"trainer.out_dir={layout.hydra_run_dir(exp)}",
                            "trainer.max_steps=2", "trainer.save_steps=[0,2]", "trainer.save_every=0",
                            "trainer.device=cpu", "trainer.progress=false", "trainer.tensorboard=false",
                            "trainer.sample_every=0", "trainer.deterministic=false"]))
-    grid.synth_all(exp, [0, 2], n_timesteps=2, temperature=1.5, length_scale=1.0, vocoder="griffinlim",
-                   device="cpu", batch_size=16, seed=0, dictionary=None, overwrite=False)
-    grid.score_all(exp, "ge2e", None, "cpu")
+    grid.synth_all(exp, [0, 2], overrides=SYNTH)
+    grid.score_all(exp, ["encoder=ge2e", "device=cpu"])
     return {"root": root, "exp": exp, "fs": fs, "plan": plan, "data": d, "dropped": dropped}
 
 
@@ -108,7 +115,8 @@ def test_fewshot_and_training_outputs_to_synthesis(study):
     exp, fs, d = study["exp"], study["fs"], study["data"]
     test_ids = [line.split()[0] for line in (fs / "test_texts.txt").read_text().splitlines()]
     assert test_ids == study["plan"]["test"]
-    gens = sorted((exp / "finetune").glob("*/*/p*/seed0/synth/step_*")) + [exp / "finetune" / PAIR / "step0/synth/step_0000000"]
+    gens = sorted((exp / "finetune").glob("*/*/p*/seed0/synth/step_*"))
+    gens.append(layout.step0_dir(exp, PAIR) / "synth/step_0000000")
     assert len(gens) == 5  # 4 runs at step 2 (step 0 only once per pair)
     assert not list((exp / "finetune").glob("*/*/p*/seed0/synth/step_0000000"))
     for gen in gens:
@@ -142,7 +150,7 @@ def test_synthesis_to_scoring(study):
     wav, sr = sf.read(gen / "T_00.wav" if (gen / "T_00.wav").exists() else next(gen.glob("*.wav")))
     target = next(gen.glob("*.wav"))
     sf.write(target, np.roll(wav, 1000) * 0.5, sr)
-    grid.score_all(exp, "ge2e", None, "cpu")
+    grid.score_all(exp, ["encoder=ge2e", "device=cpu"])
     again = json.loads((exp / "finetune" / PAIR / "l2/p0.50/seed0/score/step_0000002/summary.json").read_text())
     assert again["key"]["gen"] != s["key"]["gen"] and again["S_T"] != s["S_T"]
 
@@ -176,8 +184,6 @@ def test_scoring_to_report(study):
 def test_parallel_synthesis_writes_what_sequential_does(study, tmp_path):
     import shutil
 
-    opts = dict(n_timesteps=2, temperature=1.5, length_scale=1.0, vocoder="griffinlim", device="cpu", batch_size=16,
-                seed=0, dictionary=None, overwrite=False)
     wavs = {}
     threads = torch.get_num_threads()
     for jobs in (1, 2):
@@ -187,7 +193,7 @@ def test_parallel_synthesis_writes_what_sequential_does(study, tmp_path):
         # float rounding (thread count changes the reduction order), which is not what is tested here.
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // 2))
         try:
-            grid.synth_all(exp, [0, 2], jobs=jobs, **opts)
+            grid.synth_all(exp, [0, 2], jobs=jobs, overrides=SYNTH)
         finally:
             torch.set_num_threads(threads)
         wavs[jobs] = {p.relative_to(exp): sf.read(p)[0] for p in (exp / "finetune").rglob("*.wav")}

@@ -18,7 +18,7 @@ def _dir():
 def test_round_trip_is_c_sorted(tmp_path):
     write_datadir(tmp_path, _dir())
     lines = (tmp_path / "utt2spk").read_text().splitlines()
-    assert [l.split()[0] for l in lines] == ["spkA-x_003", "spkA_001", "spkB_002"]  # '-' < '_' in C order
+    assert [line.split()[0] for line in lines] == ["spkA-x_003", "spkA_001", "spkB_002"]  # '-' < '_' in C order
     subprocess.run(["sort", "-c"], input=(tmp_path / "wav.scp").read_bytes(), check=True, env={"LC_ALL": "C"})
     d = read_datadir(tmp_path)
     assert d.texts["spkB_002"] == "second text" and d.spk2utt["spkA"] == ["spkA-x_003", "spkA_001"]
@@ -61,5 +61,6 @@ def test_validate_cli(tmp_path):
     write_datadir(tmp_path, _dir())
     r = subprocess.run(["python", "-m", "data_prep.validate", str(tmp_path)], capture_output=True, text=True)
     assert r.returncode == 1 and "audio file /a/a1.wav of spkA_001 not found" in r.stdout
-    r = subprocess.run(["python", "-m", "data_prep.validate", str(tmp_path), "--no-audio"], capture_output=True, text=True)
+    r = subprocess.run(["python", "-m", "data_prep.validate", str(tmp_path), "--no-audio"],
+                       capture_output=True, text=True)
     assert r.returncode == 0 and "3 utterances, 2 speakers" in r.stdout

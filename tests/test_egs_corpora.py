@@ -1,9 +1,12 @@
-"""Stage 1 of the real-corpus recipes (egs/libritts, egs/vctk) on tiny layouts the tests write."""
+"""The corpus recipes' options and stage 1 (egs/libritts, egs/vctk on tiny layouts the tests write), and the
+template's per-pair .done markers."""
 
+import os
 import subprocess
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from gradtts.data.datadir import read_datadir
@@ -55,3 +58,102 @@ def test_vctk_recipe_stage1(tmp_path):
     assert r.returncode == 0, r.stderr
     assert read_datadir(exp / "data/study").speakers == ["p225", "p226"]
     assert read_datadir(exp / "data/base").speakers == ["p227", "p228"]  # every speaker outside the pairs
+
+
+# ---- options: the corpus scripts parse theirs and pass the template's on ----------------------------------------
+PASS_THROUGH_RECIPE = """#!/usr/bin/env bash
+set -euo pipefail
+corpus_root=
+{opt_in}
+. "{parse_options}"
+echo "corpus_root=$corpus_root"
+printf 'pass:%s\\n' ${{pass_through_args[@]+"${{pass_through_args[@]}}"}}
+printf 'hydra:%s\\n' ${{hydra_overrides[@]+"${{hydra_overrides[@]}}"}}
+"""
+
+
+def _script(tmp_path: Path, opt_in: str) -> Path:
+    script = tmp_path / "front.sh"
+    script.write_text(PASS_THROUGH_RECIPE.format(opt_in=opt_in, parse_options=ROOT / "recipes/utils/parse_options.sh"))
+    return script
+
+
+def test_pass_through_collects_the_options_a_script_does_not_declare(tmp_path):
+    script = _script(tmp_path, "parse_options_pass_through=true   # the rest goes on")
+    r = _run(str(script), "--n_shot", "5", "--corpus-root", "/c", "a.b=1", "--pairs=x:y z:w", "--exp", "/e", "c=2")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["corpus_root=/c", "pass:--n_shot", "pass:5", "pass:--pairs=x:y z:w",
+                                     "pass:--exp", "pass:/e", "hydra:a.b=1", "hydra:c=2"]
+    # Opting in is part of the script's text: an exported variable does not switch it on for a script without it.
+    strict = _script(tmp_path, "")
+    r = subprocess.run(["bash", str(strict), "--n_shot", "5"], cwd=ROOT, capture_output=True, text=True,
+                       env={**os.environ, "parse_options_pass_through": "true"})
+    assert r.returncode == 1 and "unknown option --n_shot" in r.stderr and r.stdout == ""
+
+
+def test_corpus_scripts_hand_on_the_template_options_and_refuse_typos(tmp_path):
+    exp = tmp_path / "exp"
+    r = _run("egs/vctk/run.sh", "--corpus_root", str(tmp_path), "--exp", str(exp), "--n_shott", "5")
+    assert r.returncode == 1 and "fewshot.sh: unknown option --n_shott" in r.stderr and not exp.exists()
+    r = _run("egs/synthvox/run.sh", "--preset", "smoke", "--exp", str(exp), "--stage", "9", "--pairs", "a:a")
+    assert r.returncode == 1 and "names the same speaker twice" in r.stderr and not exp.exists()
+    for script, own in (("egs/synthvox/run.sh", "--preset cpu|study|gpu|smoke"), ("egs/vctk/run.sh", "--mic [mic1]"),
+                        ("egs/libritts/run.sh", "--study_subsets [test-clean]"),
+                        ("egs/librispeech_mini/run.sh", "reader 19")):
+        h = _run(script, "--help")
+        assert h.returncode == 0 and own in h.stdout and "--n_shot [20]" in h.stdout, (script, h.stderr)
+
+
+# ---- .done markers: stages 4-7 per pair --------------------------------------------------------------------------
+def _study(data: Path) -> None:
+    from gradtts.data.datadir import DataDir, write_datadir
+
+    d = DataDir()
+    for spk, n in (("A", 4), ("B", 2), ("C", 4), ("D", 2)):
+        for i in range(n):
+            wav = data.parent / "wavs" / f"{spk}_{i}.wav"
+            _tone(wav, 22050)
+            d.add(f"{spk}_{i}", spk, str(wav), f"speaker {spk.lower()} reads line number {i} today")
+    write_datadir(data, d)
+
+
+def _stage4(exp: Path, pairs: str, *extra: str) -> subprocess.CompletedProcess:
+    return _run("recipes/fewshot.sh", "--exp", str(exp), "--stage", "4", "--stop_stage", "4", "--pairs", pairs,
+                "--n_shot", "2", "--n_ref", "1", "--n_test", "1", "--fractions", "0.5", "--jobs", "1", *extra)
+
+
+@pytest.mark.slow  # stage 4 (a few-shot set + its features) three times: 29 CPU-s (tests/conftest.py)
+def test_adding_a_pair_runs_stage4_for_that_pair_only(tmp_path):
+    exp = tmp_path / "exp"
+    _study(exp / "data/study")
+    r = _stage4(exp, "A:B")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert sorted(p.name for p in (exp / ".done/stage4").iterdir()) == ["A_B"]
+    assert len((exp / "fewshot/A_B/p0.50/feats/manifest.jsonl").read_text().splitlines()) == 2
+    plan_ab = (exp / "fewshot/A_B/fewshot.json").stat().st_mtime_ns
+
+    r = _stage4(exp, "A:B C:D")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "stage 4: already done for A_B; running it for C:D" in r.stdout
+    assert sorted(p.name for p in (exp / ".done/stage4").iterdir()) == ["A_B", "C_D"]
+    assert (exp / "fewshot/C_D/p0.50/feats/manifest.jsonl").is_file()
+    assert (exp / "fewshot/A_B/fewshot.json").stat().st_mtime_ns == plan_ab  # not redone
+
+    r = _stage4(exp, "C:D A:B")
+    assert r.returncode == 0 and "stage 4: done before for every pair" in r.stdout and r.stdout.count("skipping") == 1
+    # Other settings for one pair: that pair's sets are made again, with the settings recorded.
+    r = _stage4(exp, "A:B", "--fewshot_seed", "1")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "stage 4: A_B ran with other settings" in r.stdout and "stage 4: finished for A:B" in r.stdout
+    assert (exp / "fewshot/A_B/fewshot.json").stat().st_mtime_ns != plan_ab
+    assert "seed=1" in (exp / ".done/stage4/A_B").read_text()
+
+
+def test_a_marker_from_before_per_pair_markers_still_counts(tmp_path):
+    exp = tmp_path / "exp"
+    (exp / ".done").mkdir(parents=True)
+    (exp / ".done/stage4").touch()  # what the recipe wrote before stages 4-7 kept one marker per pair
+    r = _stage4(exp, "A:B")
+    assert r.returncode == 0, r.stderr
+    assert "one marker for all pairs; delete it to redo the stage per pair), skipping" in r.stdout
+    assert not (exp / "fewshot").exists()

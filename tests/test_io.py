@@ -1,6 +1,7 @@
 """Atomic writes: temporary names no output glob matches, correct files through every writer, stale-temp cleanup."""
 
 import fnmatch
+import logging
 import os
 import stat
 import subprocess
@@ -106,14 +107,16 @@ def test_remove_stale_temps_removes_only_this_writers_temps(tmp_path):
     assert remove_stale_temps(tmp_path) == 0 and remove_stale_temps(tmp_path / "absent") == 0
 
 
-def test_checkpoint_dir_removes_a_killed_saves_temp(tmp_path, capsys):
+def test_checkpoint_dir_removes_a_killed_saves_temp(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="gradtts.train.state")
     ckpt = CheckpointDir(tmp_path / "ckpt")
     ckpt.save(1, {"step": torch.tensor(1)}, config_yaml="a: 1\n")
     partial, = _killed_writes(tmp_path, ["ckpt/step_0000002.pt"])  # the save of step 2 is killed mid-write
     assert ckpt.steps() == [1]
     CheckpointDir(tmp_path / "ckpt", remove_temps=False)
-    assert partial.exists()
+    assert partial.exists() and not caplog.records
     reopened = CheckpointDir(tmp_path / "ckpt")
-    assert not partial.exists() and "removed 1 partial checkpoint file(s)" in capsys.readouterr().err
+    assert not partial.exists() and [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.WARNING, f"removed 1 partial checkpoint file(s) left by an interrupted save in {tmp_path / 'ckpt'}")]
     assert reopened.steps() == [1] and sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [
         "step_0000001.pt", "step_0000001.yaml"]

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from gradtts.losses import (DeltaSchedule, L2Loss, PseudoHuberLoss, ScheduledPseudoHuberLoss, build_loss,
-                            loss_from_config, masked_mean, plot_delta_schedules, pseudo_huber,
-                            vp_noise_to_signal)
+                            loss_from_config, pseudo_huber, vp_noise_to_signal)
+from gradtts.report.plots import plot_delta_schedules
 
 
 def _ref_huber(a, d):
@@ -109,16 +109,6 @@ def test_scheduled_loss_uses_each_samples_delta():
         assert torch.allclose(rho[i], torch.full((2, 4), _ref_huber(0.5, 0.01 ** tt), dtype=torch.float64))
 
 
-def test_masked_mean_matches_gradtts_normalisation():
-    g = torch.Generator().manual_seed(0)
-    rho = torch.rand(2, 5, 8, generator=g)
-    mask = torch.zeros(2, 1, 8)
-    mask[0, :, :6] = 1
-    mask[1, :, :3] = 1
-    want = (rho[0, :, :6].sum() + rho[1, :, :3].sum()) / ((6 + 3) * 5)
-    assert masked_mean(rho, mask).item() == pytest.approx(want.item(), rel=1e-6)
-
-
 def test_build_loss_from_config_and_errors():
     assert isinstance(loss_from_config({"name": "l2"}), L2Loss)
     h = loss_from_config({"name": "huber", "delta": 0.2})
@@ -160,6 +150,12 @@ def test_loss_works_as_gradtts_score_loss_hook():
 
 
 def test_plot_delta_schedules(tmp_path):
+    # The figure lives in the report layer; it draws the schedules of this module.
     out = tmp_path / "delta.png"
     plot_delta_schedules(out, delta_mins=(0.1, 0.01))
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
+    png = out.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    # One 3.2 x 3.0 inch panel per schedule (all four by default) at 120 dpi: width and height from the IHDR.
+    assert (int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")) == (4 * 384, 360)
+    plot_delta_schedules(out, schedules=("snr",))
+    assert int.from_bytes(out.read_bytes()[16:20], "big") == 384

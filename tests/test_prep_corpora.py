@@ -1,6 +1,7 @@
 """Corpus preparers on tiny layouts written by the tests (and LibriSpeech on the shared 3-speaker subset)."""
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +30,18 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _log_info(caplog):
+    caplog.set_level(logging.INFO, logger="data_prep")
+
+
+def logged(caplog) -> str:
+    """The records logged so far as ``LEVEL: message`` lines (then cleared)."""
+    text = "\n".join(f"{r.levelname}: {r.getMessage()}" for r in caplog.records)
+    caplog.clear()
+    return text
+
+
 # ---------------------------------------------------------------- librispeech
 
 def librispeech_layout(root: Path) -> Path:
@@ -49,7 +62,7 @@ def librispeech_layout(root: Path) -> Path:
     return root
 
 
-def test_librispeech_layout(tmp_path, capsys):
+def test_librispeech_layout(tmp_path, caplog):
     root = librispeech_layout(tmp_path / "LibriSpeech")
     out = tmp_path / "data"
     assert librispeech.main([str(root), str(out)]) == 0
@@ -61,9 +74,10 @@ def test_librispeech_layout(tmp_path, capsys):
     assert d.wavs["19-198-0000"] == str((root / "train-clean-100/19/198/19-198-0000.flac").resolve())
     assert Path(d.wavs["1-7-0001"]).is_absolute()
     assert "19-198-0009" not in d.utts and "26-495-0099" not in d.utts
-    msg = capsys.readouterr().out
-    assert "wrote 10 utterances of 3 speakers" in msg
-    assert "1 audio files without transcript" in msg and "1 transcript lines without audio" in msg
+    msg = logged(caplog)
+    assert f"INFO: data_prep.librispeech: wrote 10 utterances of 3 speakers to {out}" in msg
+    assert "WARNING: data_prep.librispeech: skipped 1 audio files without transcript (e.g. " in msg
+    assert "WARNING: data_prep.librispeech: skipped 1 transcript lines without audio (e.g. " in msg
 
     # subsets, speaker selection and limit
     assert librispeech.main([str(root), str(out), "--subsets", "train-clean-100", "--speakers", "19", "26",
@@ -90,7 +104,8 @@ def test_librispeech_errors(tmp_path):
         librispeech.main([str(tmp_path / "nowhere"), str(tmp_path / "d")])
     with pytest.raises(PrepError, match=r"speaker\(s\) 999 not found in the corpus; available: 1, 19, 26"):
         librispeech.main([str(root), str(tmp_path / "d"), "--speakers", "19", "999"])
-    with pytest.raises(PrepError, match=r"subset test-other not found; sub-folders present: dev-clean, train-clean-100"):
+    with pytest.raises(PrepError,
+                       match=r"subset test-other not found; sub-folders present: dev-clean, train-clean-100"):
         librispeech.main([str(root), str(tmp_path / "d"), "--subsets", "test-other"])
     (tmp_path / "empty").mkdir()
     with pytest.raises(PrepError, match=r"no utterance found"):
@@ -121,7 +136,7 @@ def test_librispeech_real_subset(tmp_path):
 
 # ---------------------------------------------------------------- libritts
 
-def test_libritts(tmp_path, capsys):
+def test_libritts(tmp_path, caplog):
     root = tmp_path / "LibriTTS"
     for spk, chapter in (("19", "198"), ("198", "7"), ("84", "121123")):
         for i in range(3):
@@ -139,7 +154,7 @@ def test_libritts(tmp_path, capsys):
     assert len(d.spk2utt["19"]) == 4 and len(d.spk2utt["198"]) == 3
     assert d.texts["19-198_000000_000001"] == "Hello, 19 number 1."
     assert [d.utt2spk[u] for u in d.utts] == sorted(d.utt2spk[u] for u in d.utts)  # Kaldi's sort rule
-    assert "1 wavs without .normalized.txt" in capsys.readouterr().out
+    assert "WARNING: data_prep.libritts: skipped 1 wavs without .normalized.txt (e.g. " in logged(caplog)
     assert libritts.main([str(root), str(out), "--subsets", "dev-clean"]) == 0
     assert read_datadir(out).utts == ["19-227_000001_000000"]
     with pytest.raises(PrepError, match=r"speaker\(s\) 26 not found.*available: 19, 198, 84"):
@@ -148,7 +163,7 @@ def test_libritts(tmp_path, capsys):
 
 # ---------------------------------------------------------------- vctk
 
-def test_vctk_092_layout_and_mic(tmp_path, capsys):
+def test_vctk_092_layout_and_mic(tmp_path, caplog):
     root = tmp_path / "VCTK-Corpus-0.92"
     for spk in ("p225", "p226"):
         for i in (1, 2, 3):
@@ -163,8 +178,9 @@ def test_vctk_092_layout_and_mic(tmp_path, capsys):
     d = read_datadir(out)
     assert d.speakers == ["p225", "p226"] and len(d.utts) == 5
     assert d.wavs["p225_002"].endswith("p225_002_mic1.flac") and d.texts["p225_002"] == "Please call Stella 2."
-    msg = capsys.readouterr().out
-    assert "1 audio files without transcript" in msg and "1 transcripts without audio" in msg
+    msg = logged(caplog)
+    assert "WARNING: data_prep.vctk: skipped 1 audio files without transcript (e.g. " in msg
+    assert "WARNING: data_prep.vctk: skipped 1 transcripts without audio (e.g. " in msg
     assert vctk.main([str(root), str(out), "--mic", "mic2", "--speakers", "p226"]) == 0
     d = read_datadir(out)
     assert d.utts == ["p226_001", "p226_002"] and d.wavs["p226_001"].endswith("p226_001_mic2.flac")
@@ -189,7 +205,7 @@ def test_vctk_080_layout(tmp_path):
 
 # ---------------------------------------------------------------- ljspeech
 
-def test_ljspeech(tmp_path, capsys):
+def test_ljspeech(tmp_path, caplog):
     root = tmp_path / "LJSpeech-1.1"
     write(root / "metadata.csv",
           'LJ001-0001|Printing, in the only sense with which we are at present concerned|Printing, in the only sense\n'
@@ -204,7 +220,7 @@ def test_ljspeech(tmp_path, capsys):
     assert d.utts == ["ljs-LJ001-0001", "ljs-LJ001-0002", "ljs-LJ001-0003"] and d.speakers == ["ljs"]
     assert d.texts["ljs-LJ001-0003"] == "Doctor Smith, eighteen fifty"
     assert d.texts["ljs-LJ001-0002"] == '"in being comparatively modern.'  # quoting none: quote kept
-    assert "1 metadata lines without wav" in capsys.readouterr().out
+    assert "WARNING: data_prep.ljspeech: skipped 1 metadata lines without wav (e.g. " in logged(caplog)
     assert ljspeech.main([str(root), str(out), "--max-utts-per-speaker", "2"]) == 0
     assert read_datadir(out).utts == ["ljs-LJ001-0001", "ljs-LJ001-0002"]
     write(root / "metadata.csv", "LJ001-0001|a|b|c|d\n")
@@ -216,7 +232,7 @@ def test_ljspeech(tmp_path, capsys):
 
 # ---------------------------------------------------------------- arctic
 
-def test_arctic_several_voices(tmp_path, capsys):
+def test_arctic_several_voices(tmp_path, caplog):
     root = tmp_path / "arctic"
     for name in ("slt", "bdl"):
         voice = root / f"cmu_us_{name}_arctic"
@@ -232,7 +248,7 @@ def test_arctic_several_voices(tmp_path, capsys):
     assert d.speakers == ["bdl", "slt"]
     assert d.spk2utt["slt"] == ["slt-arctic_a0001", "slt-arctic_a0002"]
     assert d.texts["bdl-arctic_a0001"] == "Author of the danger trail, Philip Steels, etc."
-    assert "2 prompts without wav" in capsys.readouterr().out
+    assert "WARNING: data_prep.arctic: skipped 2 prompts without wav (e.g. " in logged(caplog)
     # a single voice folder as root
     assert arctic.main([str(root / "cmu_us_slt_arctic"), str(out), "--max-utts-per-speaker", "1"]) == 0
     assert read_datadir(out).utts == ["slt-arctic_a0001"]
@@ -247,7 +263,7 @@ def test_arctic_several_voices(tmp_path, capsys):
 
 # ---------------------------------------------------------------- folder
 
-def test_folder_speaker_dirs(tmp_path, capsys):
+def test_folder_speaker_dirs(tmp_path, caplog):
     root = tmp_path / "mine"
     for spk in ("Jane Doe", "bob"):
         for i in (1, 2):
@@ -263,7 +279,7 @@ def test_folder_speaker_dirs(tmp_path, capsys):
     assert d.spk2utt["Jane_Doe"] == ["Jane_Doe-take_1", "Jane_Doe-take_2"]
     assert d.texts["Jane_Doe-take_2"] == "Jane Doe said number 2"
     assert d.texts["bob-sub_extra"] == "nested"
-    assert "1 audio files without .txt" in capsys.readouterr().out
+    assert "WARNING: data_prep.folder: skipped 1 audio files without .txt (e.g. " in logged(caplog)
     assert folder.main([str(root), str(out), "--speakers", "bob", "--max-utts-per-speaker", "1"]) == 0
     assert read_datadir(out).utts == ["bob-sub_extra"]
     with pytest.raises(PrepError, match=r"speaker\(s\) Jane not found.*available: Jane_Doe, bob"):
@@ -288,7 +304,8 @@ def test_folder_csv(tmp_path):
     with pytest.raises(PrepError, match=r"bad.csv:3: audio file .*clips/zz.wav not found"):
         folder.main(["--csv", str(base / "bad.csv"), str(out)])
     write(base / "nohdr.csv", "file,text\nclips/a.wav,ok\n")
-    with pytest.raises(PrepError, match=r"nohdr.csv:1: header must name the columns path,text,speaker; missing path, speaker"):
+    with pytest.raises(PrepError,
+                       match=r"nohdr.csv:1: header must name the columns path,text,speaker; missing path, speaker"):
         folder.main(["--csv", str(base / "nohdr.csv"), str(out)])
     write(base / "dup.csv", "path,text,speaker\nclips/a.wav,one,ann\nclips/a.wav,two,ann\n")
     with pytest.raises(PrepError, match=r"utterance id ann-clips_a occurs twice"):
@@ -330,7 +347,6 @@ def test_separation_matches_brute_force():
         synthvox_check.separation(emb[:6], labels[:6])
 
 
-@pytest.mark.slow  # loads GE2E and embeds 6 files: ~10-20 s on a shared CPU
 def test_synthvox_check_cli(tmp_path, capsys):
     root = tmp_path / "mine"
     rng = np.random.default_rng(1)

@@ -6,6 +6,7 @@ strictly decreasing, so AUC = fraction of (corrupt, clean) pairs in which the co
 """
 
 import json
+import logging
 import math
 
 import pytest
@@ -101,13 +102,16 @@ def test_table_without_required_columns_names_line_1(tmp_path):
         read_residual_table(path)
 
 
-def test_disagreeing_run_json_is_flagged_and_the_table_wins(tmp_path):
+def test_disagreeing_run_json_is_flagged_and_the_table_wins(tmp_path, caplog):
     run = tmp_path / "A_B" / "l2" / "p0.30" / "seed0"
     (run / "ckpt").mkdir(parents=True)
     (run / "run.json").write_text(json.dumps({"arm": "l2", "arm_id": "x", "loss": "l2", "n_train": 5, "n_corrupt": 3}))
     (run / "ckpt" / "step_0000010.residuals.tsv").write_text(_table_text("11000"))
-    with pytest.warns(UserWarning, match="2 corrupt clips in the table, run.json says n_corrupt = 3"):
-        (row,) = collect_rankings(tmp_path)
+    (row,) = collect_rankings(tmp_path)
+    table = run / "ckpt" / "step_0000010.residuals.tsv"
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.WARNING, f"{table}: 2 corrupt clips in the table, run.json says n_corrupt = 3; the table's flags "
+                          "are used")]
     assert (row["k"], row["n_corrupt"], row["auc"], row["p"], row["seed"], row["step"]) == (2, 3, 1.0, 0.3, 0, 10)
 
 
@@ -161,7 +165,8 @@ def _grid(root, tables: bool = True) -> None:
                         continue
                     ck = run / "ckpt"
                     clean = "0" * n
-                    (ck / "step_0000000.residuals.tsv").write_text(_table_text(clean if p == 0 else STEP50[pair], visits=0))
+                    table = clean if p == 0 else STEP50[pair]
+                    (ck / "step_0000000.residuals.tsv").write_text(_table_text(table, visits=0))
                     (ck / "step_0000050.residuals.tsv").write_text(
                         _table_text(clean if p == 0 else STEP50[pair], unvisited_last=True))
                     (ck / "step_0000100.residuals.tsv").write_text(
@@ -185,13 +190,13 @@ def _csv(tmp_path, name):
     return read_csv(tmp_path / "report" / name)
 
 
-def test_report_writes_ranking_tables_and_section(tmp_path, monkeypatch, recwarn):
+def test_report_writes_ranking_tables_and_section(tmp_path, monkeypatch, caplog):
     monkeypatch.chdir(tmp_path)          # table paths are shown relative to the working directory
     _grid(tmp_path / "runs")
     res_md = tmp_path / "egs" / "RESULTS.md"
     res = _report(tmp_path, results_md=str(res_md))
-    assert res["warnings"] == [] and res["ranking_tables"] == 16 and not [w for w in recwarn if
-                                                                          w.category is UserWarning]
+    assert res["warnings"] == [] and res["ranking_tables"] == 16
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
 
     # 2 arms x 2 pairs x 2 seeds x 2 steps at p = 0.3; p = 0 runs (no corrupt clip) and step 0 are skipped.
     rows = _csv(tmp_path, "ranking.csv")
@@ -213,7 +218,8 @@ def test_report_writes_ranking_tables_and_section(tmp_path, monkeypatch, recwarn
     # AUC pair means: A_B (5/6 + 4/6)/2 = 0.75, C_D (2/3 + 1/3)/2 = 0.5 -> 0.625 ± t(1) * |0.75 - 0.5| / 2.
     assert float(a["auc"]) == pytest.approx(0.625) and float(a["auc_ci"]) == pytest.approx(T1 * 0.125)
     # P@k pair means 0.5 and 0 -> 0.25 ± t(1) * 0.25; chance k/n: pair means 0.4 and 0.25 -> 0.325.
-    assert float(a["precision_at_k"]) == pytest.approx(0.25) and float(a["precision_at_k_ci"]) == pytest.approx(T1 * 0.25)
+    assert float(a["precision_at_k"]) == pytest.approx(0.25)
+    assert float(a["precision_at_k_ci"]) == pytest.approx(T1 * 0.25)
     assert float(a["precision_chance"]) == pytest.approx(0.325) and float(a["auc_chance"]) == 0.5
     assert (a["n_pairs"], a["n_runs"], a["auc_n"], a["auc_df"]) == ("2", "4", "2", "1")
     b = agg[("id_sh", "100")]

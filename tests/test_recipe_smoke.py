@@ -17,8 +17,9 @@ def _tracked_state() -> dict[str, bytes]:
     return {f: (ROOT / f).read_bytes() for f in files if (ROOT / f).is_file()}
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.which("flite")), reason="espeak-ng/flite missing")
+@pytest.mark.slow  # the whole synthvox recipe, stages 0-8, at its smoke preset: 115 CPU-s (tests/conftest.py)
+@pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.which("flite")),
+                    reason="espeak-ng/flite not installed (apt-get install -y espeak-ng flite)")
 def test_synthvox_recipe_smoke(tmp_path):
     exp = tmp_path / "exp"
     cmd = ["bash", str(ROOT / "egs/synthvox/run.sh"), "--preset", "smoke", "--exp", str(exp)]
@@ -27,6 +28,9 @@ def test_synthvox_recipe_smoke(tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert _tracked_state() == tracked  # a run writes under its exp dir only, never into the checkout
     assert sorted(p.name for p in (exp / ".done").iterdir()) == [f"stage{i}" for i in range(9)]
+    # Stages 4-7 keep one marker per pair (a pair added later runs alone), the others one for the experiment.
+    assert [sorted(p.name for p in (exp / f".done/stage{i}").iterdir()) for i in (4, 5, 6, 7)] == [["sv024_sv025"]] * 4
+    assert all((exp / f".done/stage{i}").is_file() for i in (0, 1, 2, 3, 8))
     runs = sorted(exp.glob("finetune/sv024_sv025/*/p*/seed0"))
     assert [f"{p.parent.parent.name}/{p.parent.name}" for p in runs] == [
         "huber_d0.1/p0.00", "huber_d0.1/p0.30", "l2/p0.00", "l2/p0.30",

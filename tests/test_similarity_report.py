@@ -5,6 +5,7 @@ the t quantiles come from scipy.
 """
 
 import json
+import logging
 import math
 
 import numpy as np
@@ -284,10 +285,16 @@ def test_reference_arm_can_be_chosen(tmp_path):
     assert float(next(x for x in d if x["step"] == "100")["dR"]) == pytest.approx(-0.055)
 
 
-def test_grid_without_clean_runs_warns_instead_of_printing_nan(tmp_path):
+def _warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_grid_without_clean_runs_warns_instead_of_printing_nan(tmp_path, caplog):
     _grid(tmp_path / "runs", ps=(0.3,))
-    with pytest.warns(UserWarning, match="no p = 0 runs: R and L cannot be computed"):
-        res = _report(tmp_path)
+    res = _report(tmp_path)
+    assert _warnings(caplog) == res["warnings"] == [
+        "the grid has no p = 0 runs: R and L cannot be computed (each needs the clean run of the same arm, step, "
+        "seed and pair); only S_T, S_C and A are reported"]
     md = (tmp_path / "report" / "results.md").read_text()
     assert "> **Warning.** the grid has no p = 0 runs: R and L cannot be computed" in md
     assert "nan" not in md.lower() and len(res["warnings"]) == 1
@@ -297,13 +304,12 @@ def test_grid_without_clean_runs_warns_instead_of_printing_nan(tmp_path):
     assert (tmp_path / "report" / "dR.png").stat().st_size > 5000
 
 
-def test_mixed_encoders_and_griffinlim_are_flagged(tmp_path):
+def test_mixed_encoders_and_griffinlim_are_flagged(tmp_path, caplog):
     _grid(tmp_path / "runs", arms=("l2",), step0=False, vocoder="griffinlim")
     extra = {**_summary("h01", "A_B", 0, 0.0, 100, vocoder="griffinlim"), "encoder": "ecapa"}
     _write(tmp_path / "runs", "extra", extra)
-    with pytest.warns(UserWarning) as rec:
-        _report(tmp_path)
-    text = " ".join(str(w.message) for w in rec)
+    _report(tmp_path)
+    text = " ".join(_warnings(caplog))
     assert "speaker similarity on Griffin-Lim audio is not comparable" in text
     assert "mix speaker encoders (ecapa ×1, ge2e ×16)" in text
     md = (tmp_path / "report" / "results.md").read_text()
@@ -319,11 +325,16 @@ def test_corrupt_summary_raises_naming_the_file(tmp_path):
         _report(tmp_path)
 
 
-def test_incomplete_summary_is_skipped_with_a_warning(tmp_path):
+def test_incomplete_summary_is_skipped_with_a_warning(tmp_path, caplog):
     _grid(tmp_path / "runs", arms=("l2",), step0=False)
     _write(tmp_path / "runs", "stray", {"S_T": 0.5, "S_C": 0.2})
-    with pytest.warns(UserWarning, match=r"stray/summary.json: skipped, it lacks \['loss'"):
-        assert _report(tmp_path)["runs"] == 16
+    _write(tmp_path / "runs", "stray2", {"S_T": 0.4, "S_C": 0.1})
+    assert _report(tmp_path)["runs"] == 16
+    # Each skipped file is logged (a UserWarning showed only the first of a repeated condition).
+    hint = ("score runs with +meta.loss=... +meta.p=... +meta.step=... +meta.seed=... +meta.pair=... and "
+            "ref_intruder")
+    assert _warnings(caplog) == [f"{tmp_path / 'runs' / name / 'summary.json'}: skipped, it lacks ['loss', 'p', "
+                                 f"'step', 'seed', 'pair']; {hint}" for name in ("stray", "stray2")]
 
 
 # --- defect 5: RESULTS.md keeps its curated text ------------------------------------------------------------

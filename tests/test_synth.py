@@ -13,8 +13,9 @@ import torch
 from gradtts.model.checkpoint import save_checkpoint
 from gradtts.model.config import build_model
 from gradtts.model.masks import fix_len_compatibility, sequence_mask
+from gradtts.model.inference import synthesize_mels
 from gradtts.synth import (SynthCacheError, SynthConfig, SynthesisErrors, read_texts, resolve_speaker, run_synthesis,
-                           split_text, synthesize_mels, utterance_seed)
+                           split_text, utterance_seed)
 from gradtts.text import BLANK_ID, intersperse, text_to_sequence
 from gradtts.train.cli import compose
 
@@ -66,7 +67,8 @@ def test_deterministic_per_seed_and_independent_of_other_texts(tiny, stoc):
     # from batch 1 because the U-Net's GroupNorm sees the padding (see gradtts.synth).
     batched = synthesize_mels(model, TOKENS, seeds, **dict(kw, batch_size=3))
     assert [m.shape for m in batched] == [m.shape for m in all3]
-    assert all(torch.equal(a, b) for a, b in zip(batched, synthesize_mels(model, TOKENS, seeds, **dict(kw, batch_size=3))))
+    again = synthesize_mels(model, TOKENS, seeds, **dict(kw, batch_size=3))
+    assert all(torch.equal(a, b) for a, b in zip(batched, again))
 
 
 def test_read_texts_formats_are_explicit(tmp_path, tiny):
@@ -233,6 +235,7 @@ def test_long_text_is_synthesised_in_pieces_joined_by_a_pause(tmp_path, tiny):
     assert again[str(ckdir / "step_0000010.pt")]["written"] == 1
 
 
+@pytest.mark.slow  # synthesis in process, then the same texts through the command: 11 CPU-s (tests/conftest.py)
 def test_bad_lines_are_listed_after_every_good_line_is_written(tmp_path, tiny):
     _, ckdir = tiny
     texts = tmp_path / "t.txt"

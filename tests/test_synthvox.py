@@ -64,7 +64,6 @@ def test_build_is_deterministic_across_jobs(tmp_path):
 
 
 @needs_tts
-@pytest.mark.slow  # GE2E on 12 clips: ~10-20 s on a shared CPU
 def test_study_pairs_are_distinct_by_ge2e(tmp_path):
     from gradtts.scoring import load_speaker_encoder
 

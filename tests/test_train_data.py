@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from gradtts.train.data import BucketBatchSampler, ManifestError, MelDataset, collate, read_manifest
+from gradtts.data.manifest import ManifestError, read_manifest
+from gradtts.train.data import BucketBatchSampler, MelDataset, collate
 from train_fixtures import make_feats
 
 

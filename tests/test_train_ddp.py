@@ -12,7 +12,7 @@ from gradtts.train.state import load_training_state
 from train_fixtures import make_feats, smoke_overrides
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # two DDP training processes under torch.distributed.run: 21 CPU-s (tests/conftest.py)
 def test_two_process_ddp_steps_stay_in_sync(tmp_path):
     feats = make_feats(tmp_path / "f", {"a": 6, "b": 6}, seed=2)
     out = tmp_path / "ddp"

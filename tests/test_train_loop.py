@@ -37,6 +37,7 @@ def _assert_same_weights(p, q):
     assert not diff, f"{len(diff)} tensors differ, e.g. {diff[:3]}"
 
 
+@pytest.mark.slow  # 30 training steps with TensorBoard: 32 CPU-s (tests/conftest.py)
 def test_base_training_writes_loadable_checkpoints_and_learns(feats, tmp_path):
     out = tmp_path / "run"
     s = train(compose(smoke_overrides(feats, out, "trainer.max_steps=30", "trainer.save_every=10",
@@ -79,11 +80,12 @@ def test_resume_is_bit_identical_in_process(feats, tmp_path):
     assert again["history"] == [] and again["step"] == 10
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # a 40-step training command, and one killed and resumed: 145 CPU-s (tests/conftest.py)
 def test_resume_after_sigkill_is_bit_identical(feats, tmp_path):
-    args = lambda out: [sys.executable, "-m", "gradtts.train", *smoke_overrides(
-        feats, out, "trainer.max_steps=40", "trainer.save_every=5", "trainer.keep_last=2",
-        "trainer.deterministic=true")]
+    def args(out):
+        return [sys.executable, "-m", "gradtts.train", *smoke_overrides(
+            feats, out, "trainer.max_steps=40", "trainer.save_every=5", "trainer.keep_last=2",
+            "trainer.deterministic=true")]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     subprocess.run(args(tmp_path / "full"), check=True, env=env, capture_output=True)
     proc = subprocess.Popen(args(tmp_path / "kill"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -147,7 +149,7 @@ def test_init_from_continues_a_base_model_from_its_weights(feats, tmp_path):
     """trainer.init_from: the checkpoint's weights and speakers, steps counted on, its digest in the identity."""
     from train_fixtures import save_tiny_base
 
-    from gradtts.train.identity import file_digest
+    from gradtts.digest import file_digest
 
     base = save_tiny_base(tmp_path / "base.pt", seed=5)  # speakers a, b, c; step 1000
     start, _ = load_checkpoint(base)
@@ -168,3 +170,24 @@ def test_init_from_continues_a_base_model_from_its_weights(feats, tmp_path):
     with pytest.raises(ValueError, match="exclude each other"):
         train(compose(smoke_overrides(feats, tmp_path / "both", f"trainer.init_from={base}",
                                       f"adapt.checkpoint={base}")))
+
+
+def test_multirun_job_logs_hold_the_trainers_lines(feats, tmp_path):
+    # Each job of a Hydra multirun logs to <sweep dir>/<job number>/train.log: its own run's lines, nothing else.
+    runs, sweep = tmp_path / "runs", tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "gradtts.train", "-m", *smoke_overrides(feats, "x"),
+           f"trainer.out_dir='{runs}/seed${{trainer.seed}}'", "trainer.seed=0,1", "trainer.max_steps=3",
+           f"hydra.sweep.dir='{sweep}'", "hydra.sweep.subdir=${hydra.job.num}"]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for job, seed in ((0, 0), (1, 1)):
+        out = runs / f"seed{seed}"
+        last = json.loads((out / "train_done.json").read_text())["last"]
+        logged = [line.split(" INFO: ", 1)[1] for line in (sweep / str(job) / "train.log").read_text().splitlines()]
+        assert logged == [
+            f"training on {feats}: 12 utterances, steps 0 to 3, trainable encoder,decoder,spk_emb -> {out}",
+            f"step 3: saved {out}/ckpt/step_0000003.pt (loss dur {last['dur']:.4f}, prior {last['prior']:.4f}, "
+            f"diff {last['diff']:.4f})",
+            f"done: step 3, checkpoints in {out}/ckpt"]
+        assert f"done: step 3, checkpoints in {out}/ckpt" in r.stderr  # and on the console, as before
+    assert not list(runs.glob("*/*.log"))  # a multirun's run dirs hold no Hydra log: it is in the sweep dir

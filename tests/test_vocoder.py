@@ -1,10 +1,13 @@
 """HiFi-GAN V1 with the official weights, batching, Griffin-Lim fallback, speaker identity after a round trip.
 
-The log-mel L1 round-trip tests below are sanity bounds only (the output has the right spectral scale), not a
+The log-mel L1 round-trip tests below are regression bounds per vocoder (set from measured values), not a
 comparison of vocoders: Griffin-Lim iterates toward exactly the target magnitudes, so log-mel L1 favours it by
 construction. What the study needs, that the voice survives, is checked with GE2E (docs/vocoder.md).
 """
 
+import hashlib
+import logging
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,11 +19,15 @@ import torch
 
 from gradtts.audio import load_audio
 from gradtts.features import mel_spectrogram
-from gradtts.vocoder import HiFiGAN, Vocoder, griffin_lim, load_hifigan, official_weights_path
-from gradtts.vocoder.roundtrip import (collect_utterances, main as roundtrip_main, make_vocoder, pick_per_speaker,
+from gradtts.vocoder import HiFiGAN, griffin_lim, load_hifigan, load_vocoder, official_weights_path
+from gradtts.scoring.roundtrip import (collect_utterances, main as roundtrip_main, make_vocoder, pick_per_speaker,
                                        speaker_of, speaker_roundtrip, summarize)
 
 LIBRI = Path(__file__).resolve().parents[1].parent / "shared/data/librispeech-3spk"
+needs_libri = pytest.mark.skipif(not LIBRI.is_dir(), reason="real speech of 3 readers not present: "
+                                                            "../shared/data/librispeech-3spk")
+# Real speech that travels with the tests: LibriSpeech 19-198-0000 (reader 19, 2 s, CC BY 4.0; tests/data/README.md).
+BUNDLED_READING = Path(__file__).resolve().parent / "data/19-198-0000.flac"
 
 
 @pytest.fixture(scope="module")
@@ -55,18 +62,55 @@ def test_wrong_files_are_rejected(tmp_path):
         load_hifigan(tmp_path / "g.pt")
 
 
-def test_batched_vocoding_trims_each_output(hifigan, tmp_path):
-    voc = Vocoder("hifigan", model=hifigan, batch_size=4)
+def test_front_end_hifigan_is_the_official_generator(hifigan):
+    voc, name, record = load_vocoder("hifigan")
+    official = official_weights_path("universal")
+    assert name == "hifigan"
+    assert record == {"name": "hifigan", "weights": "generator_universal.pth.tar",
+                      "weights_sha256": hashlib.sha256(official.read_bytes()).hexdigest()}
     g = torch.Generator().manual_seed(0)
-    mels = [torch.randn(80, n, generator=g) - 5 for n in (60, 83)]
-    wavs = voc(mels)
-    assert [w.shape[0] for w in wavs] == [60 * 256, 83 * 256]
+    short, long_ = torch.randn(80, 60, generator=g) - 5, torch.randn(80, 83, generator=g) - 5
+    # A batch as synthesis vocodes it: the shorter mel padded with its own minimum, the output trimmed.
+    batch = torch.stack([torch.nn.functional.pad(short, (0, 23), value=float(short.min())), long_])
+    wavs = voc(batch)
+    assert wavs.shape == (2, 83 * 256) and wavs.dtype == torch.float32
     with torch.no_grad():
-        alone = hifigan(mels[0][None])[0, 0]
-    # Padding with silence only reaches the receptive field of the last frames.
-    assert torch.allclose(wavs[0][:8000], alone[:8000], atol=1e-4)
-    voc.to_files(mels, [tmp_path / "a.wav", tmp_path / "b.wav"])
-    assert sf.info(tmp_path / "b.wav").frames == 83 * 256 and sf.info(tmp_path / "b.wav").subtype == "PCM_16"
+        alone, full = hifigan(short[None])[0, 0], hifigan(long_[None])[0, 0]
+    # One item: exactly the generator's output; in a batch, equal up to the kernels' batch-size rounding.
+    assert torch.equal(voc(long_[None])[0], full)
+    assert torch.allclose(wavs[1], full, atol=1e-5)
+    # The padding only reaches the receptive field of the last frames of the shorter item.
+    assert torch.allclose(wavs[0, :8000], alone[:8000], atol=1e-4)
+    assert not torch.allclose(wavs[0, 60 * 256 - 2000:60 * 256], alone[-2000:], atol=1e-4)
+    # The round trip goes through the same front end: its HiFi-GAN is this one, its LJ control another file.
+    assert torch.equal(make_vocoder("hifigan")(long_[None]), full)
+    lj = make_vocoder("hifigan_lj")(long_[None])
+    assert lj.shape == (83 * 256,) and not torch.allclose(lj, full, atol=1e-2)
+
+
+def test_front_end_griffinlim_and_fallback(tmp_path, caplog):
+    mel = torch.randn(1, 80, 20, generator=torch.Generator().manual_seed(1)) - 5
+    voc, name, record = load_vocoder("griffinlim")
+    assert (name, record) == ("griffinlim", {"name": "griffinlim"})
+    assert torch.equal(voc(mel.double()), griffin_lim(mel))
+    assert torch.equal(make_vocoder("griffinlim")(mel), griffin_lim(mel)[0])
+    assert not torch.allclose(make_vocoder("randomphase")(mel), griffin_lim(mel)[0], atol=1e-3)
+    bad = tmp_path / "generator.pth"
+    bad.write_text("not a checkpoint")
+    # auto: a HiFi-GAN that cannot be loaded falls back, says so, and the record names what was used.
+    for _ in range(2):  # every fallback is logged, not only a process's first
+        voc, name, record = load_vocoder("auto", bad)
+    assert (name, record) == ("griffinlim", {"name": "griffinlim"})
+    fallback = r"HiFi-GAN vocoder unavailable \(RuntimeError: .*generator.pth: cannot be .*do not score speaker"
+    assert [r.levelno for r in caplog.records] == [logging.WARNING] * 2
+    assert all(re.match(fallback, r.getMessage(), re.S) for r in caplog.records), caplog.text
+    assert torch.equal(voc(mel), griffin_lim(mel))
+    with pytest.raises(RuntimeError, match="cannot be read as a torch checkpoint"):
+        load_vocoder("hifigan", bad)
+    with pytest.raises(FileNotFoundError, match="HiFi-GAN checkpoint not found"):
+        load_vocoder("hifigan", tmp_path / "missing.pth")
+    with pytest.raises(ValueError, match="vocoder='wavenet': choose auto, hifigan or griffinlim"):
+        load_vocoder("wavenet")
 
 
 def _round_trip(hifigan, wav):
@@ -78,28 +122,39 @@ def _round_trip(hifigan, wav):
     return l1(hifi), l1(gl)
 
 
-@pytest.mark.skipif(not shutil.which("espeak-ng"), reason="espeak-ng not installed")
+@pytest.mark.skipif(not shutil.which("espeak-ng"), reason="espeak-ng not installed (apt-get install -y espeak-ng)")
 def test_round_trip_on_synthetic_speech(hifigan, tmp_path):
     subprocess.run(["espeak-ng", "-w", str(tmp_path / "s.wav"), "The quick brown fox jumps over the lazy dog."],
                    check=True)
     wav, _ = load_audio(tmp_path / "s.wav")
     hifi, gl = _round_trip(hifigan, wav[:22050 * 2])
     print(f"log-mel L1 (espeak-ng): HiFi-GAN {hifi:.3f}, Griffin-Lim {gl:.3f}")
-    assert hifi < 0.4 and gl < 0.4
+    # Measured with Debian 12's espeak-ng 1.51 (CPU, torch 2.14.1): HiFi-GAN 0.315, Griffin-Lim 0.193. The input
+    # is whatever the installed espeak-ng renders, so both bounds leave room for other versions; HiFi-GAN's slack
+    # (+0.035, 11 %) is the tighter one, Griffin-Lim (the fallback) keeps +0.057 (30 %).
+    assert hifi < 0.35
+    assert gl < 0.25
 
 
-@pytest.mark.skipif(not LIBRI.is_dir(), reason="shared LibriSpeech sample not available")
 def test_round_trip_on_real_speech(hifigan):
-    wav, _ = load_audio(sorted(LIBRI.rglob("*.flac"))[5])
+    wav, _ = load_audio(BUNDLED_READING)
     hifi, gl = _round_trip(hifigan, wav[:22050 * 2])
-    print(f"log-mel L1 (LibriSpeech): HiFi-GAN {hifi:.3f}, Griffin-Lim {gl:.3f}")
-    assert hifi < 0.4 and gl < 0.4
+    print(f"log-mel L1 (LibriSpeech 19-198-0000): HiFi-GAN {hifi:.4f}, Griffin-Lim {gl:.4f}")
+    # Measured (CPU, torch 2.14.1): HiFi-GAN 0.2539, Griffin-Lim 0.0991. File, mel and both vocoders are
+    # deterministic: in float64 both give the same values to 4 decimals, and Griffin-Lim's random start phase
+    # moves its value by at most 0.002 over seeds 0-4. HiFi-GAN, the vocoder every score is computed on, is
+    # held to +-0.005 (2 %) of its value, so a change to the mel front end, the weights or the generator shows
+    # (the LJ_V1 weights give 0.2404 here, a mel 0.1 nats too high 0.2688); Griffin-Lim, the fallback, only to
+    # +0.021 (20 %) above its value. (Log-mel L1 cannot rank the two, see above: HiFi-GAN's bound is the
+    # tighter in slack, not in value.)
+    assert abs(hifi - 0.2539) < 0.005
+    assert gl < 0.12
     silence = torch.full((1, 80, 40), float(np.log(1e-5)))
     with torch.no_grad():
         assert hifigan(silence).abs().max() < 0.05
 
 
-# ---- speaker identity through the vocoder (gradtts.vocoder.roundtrip) ----
+# ---- speaker identity through the vocoder (gradtts.scoring.roundtrip) ----
 
 def test_roundtrip_speakers_and_selection(tmp_path):
     assert speaker_of("x/train-clean-100/19/198/19-198-0001.flac") == "19"
@@ -132,8 +187,7 @@ def _libri_test_set():
     return pick_per_speaker(collect_utterances([LIBRI]), 2)
 
 
-@pytest.mark.slow  # HiFi-GAN on 6 x 4 s of speech + GE2E: ~25-35 s on a shared 2-core CPU
-@pytest.mark.skipif(not LIBRI.is_dir(), reason="shared LibriSpeech sample not available")
+@needs_libri
 def test_hifigan_round_trip_keeps_the_speaker(ge2e):
     utts = _libri_test_set()
     assert [u[2] for u in utts] == ["19", "19", "26", "26", "27", "27"]
@@ -159,7 +213,7 @@ def test_hifigan_round_trip_keeps_the_speaker(ge2e):
     assert s["identified"] == 1.0
 
 
-@pytest.mark.skipif(not LIBRI.is_dir(), reason="shared LibriSpeech sample not available")
+@needs_libri
 def test_roundtrip_cli_writes_rows(tmp_path, capsys):
     from gradtts.report.tables import read_csv
 

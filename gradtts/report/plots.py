@@ -1,5 +1,6 @@
-"""Metrics against fine-tuning step: one line per arm (or comparison), one panel per corruption level,
-pair-level 95 % intervals as error bars."""
+"""Figures: metrics against fine-tuning step (:func:`plot_metric`: one line per arm or comparison, one panel
+per corruption level, pair-level 95 % intervals as error bars) and the δ(t) schedules of the score losses
+(:func:`plot_delta_schedules`)."""
 
 from __future__ import annotations
 
@@ -56,4 +57,40 @@ def plot_metric(agg: Sequence[dict], metric: str, path: str | os.PathLike, title
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+
+
+def plot_delta_schedules(path: str | os.PathLike, delta_mins: Sequence[float] = (0.1, 0.01, 0.001),
+                         schedules: Sequence[str] | None = None, beta_min: float = 0.05, beta_max: float = 20.0,
+                         n_points: int = 201) -> None:
+    """Draw δ(t) on t in [0, 1] for each schedule (one panel each, one line per δ_min) to a PNG.
+
+    ``schedules`` defaults to every schedule of :data:`gradtts.losses.SCHEDULES`; ``beta_min``/``beta_max``
+    set the noise-to-signal ratio of the ``snr`` schedule.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    # Imported here: the report stage reads CSV/JSON and should not pay for torch unless it draws this.
+    from gradtts.losses import SCHEDULES, DeltaSchedule, vp_noise_to_signal
+
+    schedules = SCHEDULES if schedules is None else schedules
+    t = torch.linspace(0.0, 1.0, n_points)
+    fig, axes = plt.subplots(1, len(schedules), figsize=(3.2 * len(schedules), 3.0), sharey=True, squeeze=False)
+    for ax, name in zip(axes[0], schedules):
+        for dmin in delta_mins:
+            sched = DeltaSchedule(name, dmin, vp_noise_to_signal(beta_min, beta_max))
+            ax.plot(t.numpy(), sched(t).numpy(), label=f"δ_min={dmin:g}")
+        ax.set_title(name)
+        ax.set_xlabel("diffusion time t")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("δ(t)")
+    axes[0][-1].legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)

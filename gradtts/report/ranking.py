@@ -1,30 +1,31 @@
 """Which clips were corrupt? How well the trainer's residual ranking finds the intruder's clips.
 
-Beside every kept checkpoint the trainer writes ``ckpt/step_<7-digit step>.residuals.tsv`` (e.g. ``step_0000120.residuals.tsv``) (``gradtts.train.tracker``):
-the few-shot clips ranked by running mean squared residual, largest first, with the manifest's ``corrupt``
-flag. For every fine-tuning on a corrupted set and every step > 0 this module scores that ranking as a
-detector of corrupt clips (ROC AUC and precision@k, k = number of corrupt clips) and aggregates the scores
-per arm × p × step with the pair-level intervals of METHOD §6 (``gradtts.report.stats.aggregate``).
+Beside every kept checkpoint the trainer (``gradtts.train.tracker``) writes ``ckpt/step_<7-digit
+step>.residuals.tsv`` (e.g. ``step_0000120.residuals.tsv``): the few-shot clips ranked by running mean
+squared residual, largest first, with the manifest's ``corrupt`` flag. For every fine-tuning on a
+corrupted set and every step > 0 this module scores that ranking as a detector of corrupt clips (ROC AUC
+and precision@k, k = number of corrupt clips) and aggregates the scores per arm × p × step with the
+pair-level intervals of METHOD §6 (``gradtts.report.stats.aggregate``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
-import warnings
 from collections import defaultdict
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from gradtts.layout import parse_run_dir
 from gradtts.report.cli import _n, _shown_path, _unique_labels
 from gradtts.report.stats import aggregate, pair_and_seed_intervals
 
-# The trainer's layout, as gradtts.grid.find_runs reads it: <pair>/<loss tag>/p<frac>/seed<k>/ckpt/.
-_P_DIR = re.compile(r"^p(?P<p>\d+(?:\.\d+)?)$")
-_SEED_DIR = re.compile(r"^seed(?P<seed>\d+)$")
+log = logging.getLogger(__name__)
+
 _TABLE = re.compile(r"^step_(?P<step>\d+)\.residuals\.tsv$")
 REQUIRED_COLUMNS = ("rank", "utt", "corrupt", "visits", "mean_sq_residual")
 METRICS = ("auc", "precision_at_k")
@@ -128,12 +129,11 @@ def _read_record(path: Path) -> dict:
 def _table_coordinates(path: Path) -> dict | None:
     """pair, loss tag, p, seed, step of a table from its path, or None when it is not in the run layout."""
     m_step, ckpt = _TABLE.match(path.name), path.parent
-    seed_dir, p_dir = ckpt.parent, ckpt.parent.parent
-    m_seed, m_p = _SEED_DIR.match(seed_dir.name), _P_DIR.match(p_dir.name)
-    if not (m_step and m_seed and m_p and ckpt.name == "ckpt"):
+    key = parse_run_dir(ckpt.parent)  # the run layout has one owner, gradtts.layout
+    if not (m_step and key and ckpt.name == "ckpt"):
         return None
-    return {"run": seed_dir, "pair": p_dir.parent.parent.name, "loss_tag": p_dir.parent.name,
-            "p": float(m_p.group("p")), "seed": int(m_seed.group("seed")), "step": int(m_step.group("step"))}
+    return {"run": ckpt.parent, "pair": key.pair, "loss_tag": key.loss_tag, "p": key.p, "seed": key.seed,
+            "step": int(m_step.group("step"))}
 
 
 def _ranking_row(path: Path, where: dict, rec: dict, rows: list[dict]) -> dict | None:
@@ -143,10 +143,10 @@ def _ranking_row(path: Path, where: dict, rec: dict, rows: list[dict]) -> dict |
     if not ((n_corrupt or 0) > 0 or k_table > 0):
         return None
     if n_corrupt is not None and int(n_corrupt) != k_table:
-        warnings.warn(f"{path}: {k_table} corrupt clips in the table, run.json says n_corrupt = {n_corrupt}; "
-                      "the table's flags are used")
+        log.warning("%s: %d corrupt clips in the table, run.json says n_corrupt = %s; the table's flags are used",
+                    path, k_table, n_corrupt)
     if any(r["visits"] and math.isnan(r["mean_sq_residual"]) for r in rows):
-        warnings.warn(f"{path}: visited clips with a NaN residual (a diverged run?) are ranked last")
+        log.warning("%s: visited clips with a NaN residual (a diverged run?) are ranked last", path)
     tag = where["loss_tag"]
     return {"pair": where["pair"], "arm": str(rec.get("arm") or tag), "arm_id": str(rec.get("arm_id") or tag),
             "loss": str(rec.get("loss") or tag), "p": where["p"], "seed": where["seed"], "step": where["step"],
@@ -166,8 +166,7 @@ def collect_rankings(root: str | Path) -> list[dict]:
     for path in sorted(Path(root).rglob("step_*.residuals.tsv")):
         where = _table_coordinates(path)
         if where is None:
-            warnings.warn(f"{path}: residual table outside the <pair>/<loss tag>/p<frac>/seed<k>/ckpt layout; "
-                          "skipped")
+            log.warning("%s: residual table outside the <pair>/<loss tag>/p<frac>/seed<k>/ckpt layout; skipped", path)
             continue
         if where["step"] == 0:
             continue

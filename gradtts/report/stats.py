@@ -18,8 +18,6 @@ import numpy as np
 
 # A fine-tuning run at p = 0 is the clean partner of every run that shares these fields.
 PARTNER_KEYS = ("arm_id", "step", "seed", "pair")
-# Two arms are compared on units that share these fields (p > 0 only).
-UNIT_KEYS = ("pair", "seed", "p", "step")
 
 
 class Interval(NamedTuple):

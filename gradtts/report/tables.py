@@ -3,30 +3,12 @@
 from __future__ import annotations
 
 import csv
-import io
 import math
 import os
 from typing import Sequence
 
-from gradtts.io import atomic_write_text
-
 BEGIN_MARKER = "<!-- BEGIN GENERATED REPORT (gradtts-report; do not edit between these markers) -->"
 END_MARKER = "<!-- END GENERATED REPORT -->"
-
-
-def write_csv(path: str | os.PathLike, rows: Sequence[dict], fields: Sequence[str] = ()) -> None:
-    """Rows (dicts) as a CSV with ``fields`` then the rest of their keys, written atomically.
-
-    ``fields`` also gives an empty table its header, so a reader can tell "no rows" from "no file".
-    """
-    names = list(fields)
-    for r in rows:
-        names += [k for k in r if k not in names]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=names)
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
 
 
 def read_csv(path: str | os.PathLike) -> list[dict]:

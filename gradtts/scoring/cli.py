@@ -17,29 +17,52 @@ returns stale numbers.
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 
 
 @dataclass
 class ScoreConfig:
+    """``gradtts-score`` settings: generated audio vs the reference sets of the target (T) and the intruder (C).
+
+    Built by ``gradtts.conf_store.load_stage_config("score", overrides)`` where code scores for a recipe.
+    """
+
     gen_dir: str = "???"
     ref_target: str = "???"
     ref_intruder: str | None = None
     out_dir: str = "???"
-    encoder: str = "ge2e"
+    encoder: str = "ge2e"              # ge2e (embedded) | ecapa (needs encoder_source=DIR of spkrec-ecapa-voxceleb)
     encoder_source: str | None = None
-    # ecapa: build the model from speechbrain's hyperparams.yaml, which runs the code its tags name;
-    # by default only plain values are read from it (see gradtts.scoring.encoders).
+    # ecapa: build the model from speechbrain's hyperparams.yaml, which runs the code its tags name (only for
+    # files you trust); by default only plain values are read from it (see gradtts.scoring.encoders).
     encoder_trust_yaml: bool = False
     device: str = "cpu"
-    cache_dir: str | None = None
+    cache_dir: str | None = None       # None: ~/.cache/gradtts/embeddings (or $GRADTTS_CACHE)
     overwrite: bool = False
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)   # copied into summary.json: loss, p, step, seed, pair
+
+
+# Hydra settings: the job runs in out_dir with no .hydra/ folder beside its tables (output_subdir null), and
+# relative paths keep meaning the caller's directory (chdir false).
+HYDRA_SETTINGS = {"run": {"dir": "${out_dir}"}, "output_subdir": None, "job": {"chdir": False}}
+
+
+@functools.cache  # once per process: the ConfigStore is process-wide
+def register_config() -> None:
+    """Register config ``score`` (schema :class:`ScoreConfig`) in Hydra's ConfigStore; the job logs to the console
+    only, so that ``out_dir`` keeps only its tables."""
+    from gradtts.config import store_command_config
+
+    store_command_config("score", ScoreConfig, HYDRA_SETTINGS, log_file=False)
 
 
 def audio_files(path: str | Path) -> list[Path]:
@@ -60,19 +83,16 @@ def audio_files(path: str | Path) -> list[Path]:
 
 
 def _digests(files: list[Path]) -> dict[str, str]:
-    from gradtts.train.identity import file_digest
+    from gradtts.digest import file_digest
 
     return {f.name: file_digest(f) for f in files}
 
 
 def score(cfg: ScoreConfig) -> dict:
     """Run the scoring; returns the summary (also written to ``out_dir/summary.json``)."""
-    import logging
-
     import numpy as np
 
-    from gradtts.io import atomic_write_text
-    from gradtts.report.tables import write_csv
+    from gradtts.io import atomic_write_text, write_csv
     from gradtts.scoring import load_speaker_encoder
     from gradtts.scoring.similarity import centroid, cosine_to
 
@@ -93,7 +113,7 @@ def score(cfg: ScoreConfig) -> dict:
             if merged != old:
                 atomic_write_text(file, json.dumps(merged, indent=2) + "\n")
             return merged
-        logging.getLogger(__name__).info("%s: stale (encoder, generated or reference audio changed): rescoring", file)
+        log.info("%s: stale (encoder, generated or reference audio changed): rescoring", file)
     enc = load_speaker_encoder(cfg.encoder, cfg.encoder_source, cfg.device, cfg.cache_dir,
                                trust_yaml=cfg.encoder_trust_yaml)
     e_gen = enc.embed_files(gen, progress=True)
@@ -118,12 +138,13 @@ def main() -> None:
     with cli_errors("gradtts-score"):  # errors before Hydra starts (e.g. no conf/ directory)
         from gradtts.config import hydra_entry
 
-        @hydra_entry("score", "score_schema", ScoreConfig)
+        @hydra_entry("score", register_config)
         def _run(cfg) -> None:
             with cli_errors("gradtts-score"):
                 summary = score(ScoreConfig(**OmegaConf.to_container(cfg, resolve=True)))
-            print(f"S_T={summary['S_T']:.4f}" + (f" S_C={summary['S_C']:.4f}" if summary.get("S_C") is not None else "")
-                  + f" over {summary['n_gen']} files -> {cfg.out_dir}")
+            log.info("S_T=%.4f%s over %d files -> %s", summary["S_T"],
+                     f" S_C={summary['S_C']:.4f}" if summary.get("S_C") is not None else "", summary["n_gen"],
+                     cfg.out_dir)
 
     _run()
 

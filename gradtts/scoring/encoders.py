@@ -264,7 +264,8 @@ class ECAPASpeakerEncoder(SpeakerEncoder):
         if source is None:
             raise FileNotFoundError(
                 "the ecapa encoder needs source=<directory of speechbrain/spkrec-ecapa-voxceleb>: on a machine with "
-                "internet run `huggingface-cli download speechbrain/spkrec-ecapa-voxceleb --local-dir DIR` and copy DIR")
+                "internet run `huggingface-cli download speechbrain/spkrec-ecapa-voxceleb --local-dir DIR` "
+                "and copy DIR")
         self.source = Path(source).resolve()
         missing = [f for f in ECAPA_FILES if not (self.source / f).is_file()]
         if missing:

@@ -32,7 +32,7 @@ def resemblyzer_weights_path() -> Path:
     spec = importlib.util.find_spec("resemblyzer")
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError("the GE2E weights come with the resemblyzer package: "
-                                "pip install --no-deps resemblyzer==0.1.4")
+                                "make install, or pip install -c constraints.txt --no-deps resemblyzer")
     path = Path(list(spec.submodule_search_locations)[0]) / "pretrained.pt"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found in the installed resemblyzer package; reinstall it")

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -40,7 +41,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from gradtts.logs import setup_logging
 from gradtts.scoring.similarity import centroid, cosine_to
+
+log = logging.getLogger(__name__)
 
 SEED = 0              # noise seed of every generated utterance (with its id): reruns are identical
 RECORD = "synth.json"
@@ -119,7 +123,7 @@ def select_voices(spk2id: Mapping[str, int], spk2utt: Mapping[str, list[str]], v
 
 def _load_record(wav_dir: Path, settings: dict[str, Any]) -> dict[str, Any]:
     """Per-utterance entries of the wav cache when made with ``settings``; otherwise clear it."""
-    from gradtts.train.identity import differences
+    from gradtts.digest import differences
 
     file = wav_dir / RECORD
     if not file.is_file():
@@ -131,8 +135,7 @@ def _load_record(wav_dir: Path, settings: dict[str, Any]) -> dict[str, Any]:
     if old.get("settings") == settings:
         return dict(old.get("utts") or {})
     diff = differences(old.get("settings") or {}, settings)
-    print(f"{wav_dir}: made with other settings, regenerating ({'; '.join(diff[:4]) or 'unreadable record'})",
-          file=sys.stderr, flush=True)
+    log.warning("%s: made with other settings, regenerating (%s)", wav_dir, "; ".join(diff[:4]) or "unreadable record")
     for key in old.get("utts") or {}:  # the old wavs are not ours to reuse; do not leave them looking current
         (wav_dir / f"{key}.wav").unlink(missing_ok=True)
     file.unlink()
@@ -148,8 +151,8 @@ def synthesize_voices(model, info, plan: Mapping[str, list[tuple[str, str]]], ou
     """
     from gradtts.audio import write_wav
     from gradtts.io import atomic_write_text
-    from gradtts.synth import (HOP, SAMPLE_RATE, join_pieces, piece_seeds, resolve_speaker, split_text,
-                               synthesize_mels)
+    from gradtts.model.inference import synthesize_mels
+    from gradtts.synth import HOP, SAMPLE_RATE, join_pieces, piece_seeds, resolve_speaker, split_text
     from gradtts.text import BLANK_ID, intersperse, text_to_sequence
 
     wav_dir = out / "wav"
@@ -203,8 +206,9 @@ def run_voiceid(ckpt: str | Path, data_dir: str | Path, out_dir: str | Path, n_r
     from gradtts.io import atomic_write_text
     from gradtts.model.checkpoint import load_checkpoint, read_checkpoint
     from gradtts.scoring import load_speaker_encoder
-    from gradtts.synth import SynthConfig, load_vocoder, resolve_dictionary
-    from gradtts.train.identity import file_digest
+    from gradtts.synth import SynthConfig, resolve_dictionary
+    from gradtts.digest import file_digest
+    from gradtts.vocoder.frontend import load_vocoder
 
     t0 = time.perf_counter()
     ckpt, data_dir, out = Path(ckpt), Path(data_dir), Path(out_dir)
@@ -315,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--vocoder", default="hifigan", choices=VOCODERS)
     p.add_argument("--device", default="cpu")
     a = p.parse_args(argv)
+    setup_logging()
     from gradtts.config import cli_errors
 
     with cli_errors("gradtts.scoring.voiceid"):
@@ -323,8 +328,8 @@ def main(argv: list[str] | None = None) -> int:
                              a.temperature, a.vocoder, a.device)
     print(markdown(result))
     t = result["timing_s"]
-    print(f"\n{result['wavs']['written']} wavs generated, {result['wavs']['reused']} reused; {t['total']} s -> "
-          f"{Path(a.out_dir) / 'voiceid.json'}")
+    log.info("%d wavs generated, %d reused; %s s -> %s", result["wavs"]["written"], result["wavs"]["reused"],
+             t["total"], Path(a.out_dir) / "voiceid.json")
     return 0
 
 

@@ -7,7 +7,7 @@ rows' gradient); with Adam and no weight decay a zero gradient leaves a row exac
 
 from __future__ import annotations
 
-import warnings
+import logging
 from typing import Iterable
 
 import torch
@@ -15,6 +15,8 @@ from torch import nn
 
 from gradtts.model import GradTTS
 from gradtts.train.config import TRAINABLE_PARTS
+
+log = logging.getLogger(__name__)
 
 
 def add_speaker_rows(model: GradTTS, n_new: int) -> GradTTS:
@@ -59,13 +61,12 @@ def set_trainable(model: GradTTS, parts: Iterable[str], n_base_spks: int | None 
         model.decoder.requires_grad_(True)
     has_table = hasattr(model, "spk_emb")
     if ("spk_emb" in parts or "spk_new" in parts) and not has_table:
-        warnings.warn("the model is single-speaker: there is no speaker table to train", stacklevel=2)
+        log.warning("the model is single-speaker: there is no speaker table to train")
     elif "spk_emb" in parts:
         model.spk_emb.weight.requires_grad_(True)
     elif "spk_new" in parts:
         if n_base_spks is None or n_base_spks >= model.n_spks:
-            warnings.warn("adapt.trainable has spk_new but no speaker was added: the speaker table stays frozen",
-                          stacklevel=2)
+            log.warning("adapt.trainable has spk_new but no speaker was added: the speaker table stays frozen")
         else:
             weight = model.spk_emb.weight
             weight.requires_grad_(True)

@@ -1,14 +1,17 @@
-"""``gradtts-train``: the Hydra entry point (``conf/train.yaml``) and a compose helper for scripts/tests."""
+"""``gradtts-train``: its config's registration in Hydra's ConfigStore (``register_config``), the Hydra entry
+point and a compose helper."""
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import sys
 from typing import Sequence
 
 from omegaconf import DictConfig
 
-SCHEMA_NAME = "train_schema"
+log = logging.getLogger(__name__)
 
 
 def register_resolvers() -> None:
@@ -21,28 +24,37 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("loss_tag", loss_tag)
 
 
-def register_schema() -> None:
-    """Put the typed schema into Hydra's ConfigStore (``train.yaml`` lists it first in its defaults)."""
+# Hydra settings: outputs go to the run's own directory (a multirun job's to a subdir named by its
+# overrides), and relative paths keep meaning the caller's working directory (chdir false).
+HYDRA_SETTINGS = {"run": {"dir": "${trainer.out_dir}"},
+                  "sweep": {"dir": "${trainer.out_dir}", "subdir": "${hydra.job.override_dirname}"},
+                  "job": {"chdir": False}}
+
+
+@functools.cache  # once per process: the ConfigStore and the resolvers are process-wide
+def register_config() -> None:
+    """Register config ``train`` in Hydra's ConfigStore: the group options of :func:`train_group_options`
+    (``model/small``, ``loss/huber``...), the primary config (schema ``TrainConfig``, groups at
+    ``TRAIN_GROUP_DEFAULTS``) and the ``${loss_tag:...}`` resolver."""
     from hydra.core.config_store import ConfigStore
 
-    from gradtts.train.config import TrainConfig
+    from gradtts.config import store_command_config
+    from gradtts.train.config import TRAIN_GROUP_DEFAULTS, TrainConfig, train_group_options
 
-    register_resolvers()
-    ConfigStore.instance().store(name=SCHEMA_NAME, node=TrainConfig)
+    register_resolvers()  # ${loss_tag:...} may appear in overrides; composition resolves it
+    cs = ConfigStore.instance()
+    for group, (cls, options) in train_group_options().items():
+        for option, fields in options.items():
+            cs.store(group=group, name=option, node=cls(**fields))
+    # A training job keeps its log (train.log) beside its checkpoints.
+    store_command_config("train", TrainConfig, HYDRA_SETTINGS, log_file=True, groups=TRAIN_GROUP_DEFAULTS)
 
 
 def compose(overrides: Sequence[str] = ()) -> DictConfig:
-    """The resolved training config for ``overrides`` without launching Hydra's job machinery."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+    """The training config for ``overrides`` (a DictConfig, as the trainer takes) without launching a job."""
+    from gradtts.config import compose_stage
 
-    from gradtts.config import conf_dir
-
-    register_schema()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        return hydra_compose(config_name="train", overrides=list(overrides))
+    return compose_stage("train", overrides, register_config)
 
 
 COMMAND = "gradtts-train"
@@ -60,10 +72,9 @@ def main() -> None:
 
     with cli_errors(COMMAND):  # errors before Hydra starts (e.g. no conf/ directory)
         from gradtts.config import hydra_entry
-        from gradtts.train.config import TrainConfig
         from gradtts.train.loop import NonFiniteLossError, train
 
-        @hydra_entry("train", SCHEMA_NAME, TrainConfig)
+        @hydra_entry("train", register_config)
         def _run(cfg: DictConfig) -> None:
             with cli_errors(COMMAND):
                 try:
@@ -72,7 +83,7 @@ def main() -> None:
                     print(f"{COMMAND}: error: {exc}", file=sys.stderr)
                     sys.exit(NON_FINITE_EXIT)
             if int(os.environ.get("RANK", "0")) == 0:
-                print(f"done: step {summary['step']}, checkpoints in {summary['out_dir']}/ckpt")
+                log.info("done: step %d, checkpoints in %s/ckpt", summary["step"], summary["out_dir"])
 
     _run()
 

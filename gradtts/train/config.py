@@ -1,14 +1,19 @@
-"""Typed schema of ``conf/train.yaml`` (groups model, data, loss, optim, trainer; the adapt block)."""
+"""Typed configuration of ``gradtts-train``: groups model, data, loss, optim, trainer and the adapt block.
+
+These dataclasses hold the defaults; :func:`train_group_options` lists the group options (each a dataclass
+instance) that ``gradtts.train.cli.register_config`` registers with Hydra. Presets that change several of
+them at once are YAML files in ``conf/experiment/``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 from omegaconf import MISSING
 
 from gradtts.losses import LossConfig
-from gradtts.model.config import ModelConfig
+from gradtts.model.config import MODEL_PRESETS, ModelConfig
 
 #: Names accepted in ``adapt.trainable``.
 TRAINABLE_PARTS = ("encoder", "decoder", "spk_emb", "spk_new")
@@ -16,10 +21,14 @@ TRAINABLE_PARTS = ("encoder", "decoder", "spk_emb", "spk_new")
 
 @dataclass
 class DataConfig:
-    """Features manifest and batching."""
+    """Hydra group ``data/`` (option ``manifest``): features manifest and batching.
+
+    ``feats_dir`` is a features dir from ``python -m data_prep.features DATA_DIR FEATS_DIR`` (manifest.jsonl +
+    meta.json + mels).
+    """
 
     feats_dir: str = MISSING          # FEATS_DIR with manifest.jsonl + meta.json (a manifest file path works too)
-    batch_size: int = 16              # per process; a set smaller than this is one batch ("all N")
+    batch_size: int = 16              # official recipe; per process (under torchrun); a smaller set is one batch
     out_size: Optional[int] = 172     # decoder segment in frames (2 s at 22050/256); null = whole utterances
     bucket_batches: int = 32          # batches per length-sorted bucket
     drop_last: bool = False
@@ -31,7 +40,8 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    """Adam as in the official recipe; gradients clipped separately for encoder and decoder."""
+    """Hydra group ``optim/`` (option ``adam``): the official recipe, Adam 1e-4 without a schedule, gradient
+    norm clipped to 1 for encoder and decoder separately."""
 
     name: str = "adam"
     lr: float = 1e-4
@@ -45,15 +55,15 @@ class OptimConfig:
 
 @dataclass
 class TrainerConfig:
-    """Run control: steps, checkpoints, logging, devices and speed options."""
+    """Hydra group ``trainer/`` (option ``default``): steps, checkpoints, logging, devices and speed options."""
 
     out_dir: str = "exp/train"
     max_steps: int = 100_000
-    save_steps: list[int] = field(default_factory=list)   # kept forever, each with its Hydra config beside it
+    save_steps: list[int] = field(default_factory=list)   # kept forever, each with its config (step_XXXXXXX.yaml)
     save_every: int = 1000            # resume points; older ones beyond keep_last are pruned
     keep_last: int = 1
     log_every: int = 50
-    sample_every: int = 0             # mel images + audio to TensorBoard every this many steps (0: off)
+    sample_every: int = 0             # TensorBoard mel image + audio every this many steps (0: off)
     sample_timesteps: int = 10
     seed: int = 1234
     device: str = "auto"              # auto | cpu | cuda | cuda:N (under torchrun: the local rank's GPU)
@@ -63,7 +73,8 @@ class TrainerConfig:
     tf32: bool = False
     deterministic: bool = False       # bit-identical resume: CPU without oneDNN (~1.5x slower), cuDNN deterministic
     resume: bool = True
-    init_from: Optional[str] = None    # base training: start from this checkpoint's weights (same speakers), fresh optimizer
+    # Base training: start from this checkpoint's weights (same speakers) with a fresh optimizer.
+    init_from: Optional[str] = None
     track_utts: Optional[bool] = None  # per-utterance residual table; None: on when fine-tuning
     progress: bool = True
     tensorboard: bool = True
@@ -82,6 +93,18 @@ class AdaptConfig:
 
 @dataclass
 class TrainConfig:
+    """``gradtts-train``: base training from scratch, or few-shot fine-tuning when ``adapt.checkpoint`` is set.
+
+    Examples::
+
+        gradtts-train experiment=base_small data.feats_dir=exp/feats trainer.out_dir=exp/base
+        gradtts-train experiment=finetune adapt.checkpoint=exp/base/ckpt/step_0100000.pt \\
+            data.feats_dir=exp/fewshot/p0.30/feats loss=scheduled_huber loss.delta_min=0.01 trainer.out_dir=exp/ft
+
+    Multi-GPU: ``torchrun --nproc_per_node=4 -m gradtts.train <same overrides>``. Group defaults: model
+    ``small``, data ``manifest``, loss ``l2``, optim ``adam``, trainer ``default``; then ``experiment=...``.
+    """
+
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -90,3 +113,28 @@ class TrainConfig:
     adapt: AdaptConfig = field(default_factory=AdaptConfig)
     name: str = "train"
     extra: dict[str, Any] = field(default_factory=dict)   # free-form notes recorded in checkpoints
+
+
+#: The option each training group starts from (``train.yaml``'s defaults list as it was).
+TRAIN_GROUP_DEFAULTS = {"model": "small", "data": "manifest", "loss": "l2", "optim": "adam", "trainer": "default"}
+
+
+def train_group_options() -> dict[str, tuple[Any, dict[str, dict[str, Any]]]]:
+    """``{group: (dataclass, {option: fields it sets})}`` of the training groups.
+
+    An option is ``dataclass(**fields)``: the class's defaults except those fields.
+    """
+    return {
+        "model": (ModelConfig, MODEL_PRESETS),
+        "data": (DataConfig, {"manifest": {}}),
+        "loss": (LossConfig, {"l2": {"name": "l2"}, "huber": {"name": "huber"},
+                              "scheduled_huber": {"name": "scheduled_huber"}}),
+        "optim": (OptimConfig, {"adam": {"name": "adam"}}),
+        "trainer": (TrainerConfig, {"default": {}}),
+    }
+
+
+def option_config(group: str, option: str) -> Any:
+    """The dataclass instance a training group option stands for (e.g. ``("model", "tiny")``)."""
+    cls, options = train_group_options()[group]
+    return replace(cls(), **options[option])

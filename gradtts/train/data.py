@@ -1,115 +1,25 @@
-"""Training data: a features manifest, its dataset, a resumable (bucketed) batch sampler and the collate.
+"""Training data: the dataset over a features manifest, a resumable (bucketed) batch sampler and the collate.
 
-A features dir holds ``manifest.jsonl`` (one JSON object per line: utt, spk, text, tokens (already
-interspersed with blanks), mel (``.npy`` float32 ``[80, frames]`` relative to the dir), frames,
-corrupt) and ``meta.json`` (``dictionary``, ``add_blank``, ``mel``).
+The manifest itself (``FEATS_DIR/manifest.jsonl`` + ``meta.json``) is read and checked by
+:func:`gradtts.data.manifest.read_manifest`.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 
+from gradtts.data.manifest import ManifestEntry, ManifestError
 from gradtts.model.masks import fix_len_compatibility
-
-_REQUIRED = ("utt", "spk", "tokens", "mel", "frames")
-
-
-class ManifestError(ValueError):
-    """A features manifest that cannot be used; the message names the file and line."""
-
-
-@dataclass
-class Item:
-    utt: str
-    spk: str
-    text: str
-    tokens: list[int]
-    mel: Path
-    frames: int
-    corrupt: bool = False
-
-
-@dataclass
-class Manifest:
-    """The items of a features dir plus its ``meta.json`` (empty dict when absent)."""
-
-    root: Path
-    items: list[Item]
-    meta: dict
-
-    @property
-    def speakers(self) -> list[str]:
-        return sorted({it.spk for it in self.items})
-
-    @property
-    def dictionary(self) -> str | None:
-        return self.meta.get("dictionary")
-
-
-def read_manifest(path: str | os.PathLike) -> Manifest:
-    """Read ``FEATS_DIR/manifest.jsonl`` (or a manifest file itself) and check every line.
-
-    Raises :class:`ManifestError` naming the file and line of the first problems found.
-    """
-    path = Path(path)
-    file = path / "manifest.jsonl" if path.is_dir() else path
-    if not file.is_file():
-        raise ManifestError(f"{file}: features manifest not found; run the feature stage "
-                            "(python -m data_prep.features DATA_DIR FEATS_DIR) or fix data.feats_dir")
-    root = file.parent
-    items, errors, seen = [], [], {}
-    with open(file, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                errors.append(f"{file}:{n}: not JSON ({exc.msg})")
-                continue
-            missing = [k for k in _REQUIRED if k not in row]
-            if missing:
-                errors.append(f"{file}:{n}: missing {missing}")
-                continue
-            tokens = row["tokens"]
-            if not (isinstance(tokens, list) and tokens and all(isinstance(t, int) and t >= 0 for t in tokens)):
-                errors.append(f"{file}:{n}: utterance {row['utt']!r} has no valid token ids")
-                continue
-            if not (isinstance(row["frames"], int) and row["frames"] > 0):
-                errors.append(f"{file}:{n}: utterance {row['utt']!r} has frames={row['frames']!r}")
-                continue
-            if row["utt"] in seen:
-                errors.append(f"{file}:{n}: utterance {row['utt']!r} repeats line {seen[row['utt']]}")
-                continue
-            seen[row["utt"]] = n
-            mel = root / row["mel"]
-            if not mel.is_file():
-                errors.append(f"{file}:{n}: mel file {mel} of utterance {row['utt']!r} is missing")
-                continue
-            items.append(Item(str(row["utt"]), str(row["spk"]), str(row.get("text", "")), tokens, mel,
-                              row["frames"], bool(row.get("corrupt", False))))
-    if errors:
-        more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
-        raise ManifestError(f"{len(errors)} bad line(s) in {file}:\n  " + "\n  ".join(errors[:20]) + more)
-    if not items:
-        raise ManifestError(f"{file}: no utterances")
-    meta_file = root / "meta.json"
-    meta = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else {}
-    return Manifest(root, items, meta)
 
 
 class MelDataset(torch.utils.data.Dataset):
     """Items as ``(index, tokens LongTensor [T_x], mel FloatTensor [80, frames], speaker id)``."""
 
-    def __init__(self, items: Sequence[Item], spk2id: dict[str, int], n_feats: int = 80):
+    def __init__(self, items: Sequence[ManifestEntry], spk2id: dict[str, int], n_feats: int = 80):
         self.items = list(items)
         self.spk2id = spk2id
         self.n_feats = n_feats

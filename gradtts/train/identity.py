@@ -18,6 +18,9 @@ from typing import Any, Mapping
 
 from omegaconf import DictConfig, OmegaConf
 
+from gradtts.digest import differences, file_digest
+from gradtts.errors import UserError
+
 #: Fields of each config group that change the trained weights.
 _OPTIM = ("name", "lr", "betas", "eps", "weight_decay", "warmup_steps", "grad_clip")
 _DATA = ("batch_size", "out_size", "bucket_batches", "drop_last", "skip_corrupt", "max_frames")
@@ -25,17 +28,8 @@ _TRAINER = ("seed", "precision", "compile", "tf32", "deterministic")
 _ADAPT = ("n_spks", "pe_scale", "trainable")
 
 
-class RunIdentityError(RuntimeError):
+class RunIdentityError(UserError, RuntimeError):
     """An output directory holds a run with another identity; the message lists the differences."""
-
-
-def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
-    """sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def tensors_digest(state: Mapping[str, Any]) -> str:
@@ -112,18 +106,6 @@ def arm_of(identity: Mapping[str, Any]) -> dict[str, Any]:
 def digest(obj: Any, n: int = 12) -> str:
     """Short stable hash of JSON-able data."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:n]
-
-
-def differences(stored: Mapping[str, Any], wanted: Mapping[str, Any], prefix: str = "") -> list[str]:
-    """``key: stored -> wanted`` lines for every leaf that differs."""
-    out = []
-    for k in sorted(set(stored) | set(wanted), key=str):
-        a, b = stored.get(k, "<absent>"), wanted.get(k, "<absent>")
-        if isinstance(a, Mapping) and isinstance(b, Mapping):
-            out += differences(a, b, f"{prefix}{k}.")
-        elif a != b:
-            out.append(f"{prefix}{k}: {a!r} -> {b!r}")
-    return out
 
 
 def check_same_run(where: str | Path, stored: Mapping[str, Any] | None, wanted: Mapping[str, Any]) -> None:

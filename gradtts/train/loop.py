@@ -10,9 +10,9 @@ generator of its own).
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from gradtts.data.manifest import ManifestError, read_manifest
 from gradtts.io import atomic_write_text
 from gradtts.losses import ScoreLoss, loss_from_config
 from gradtts.model.checkpoint import checkpoint_payload, load_checkpoint
@@ -28,12 +29,14 @@ from gradtts.model.config import build_model
 from gradtts.train import ddp
 from gradtts.train.adapt import add_speaker_rows, apply_train_mode, clip_groups, set_trainable
 from gradtts.train.config import TrainConfig
-from gradtts.train.data import BucketBatchSampler, ManifestError, MelDataset, collate, read_manifest
+from gradtts.train.data import BucketBatchSampler, MelDataset, collate
 from gradtts.train.identity import (arm_of, check_same_run, digest, loss_label, loss_tag, run_identity,
                                     tensors_digest)
 from gradtts.train.speed import autocast_module, compile_module, fused_adam_available, precision_dtype
 from gradtts.train.state import CheckpointDir, load_training_state, rng_restore, rng_snapshot
 from gradtts.train.tracker import UtteranceTracker
+
+log = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -152,8 +155,7 @@ class Trainer:
                 self.new_speakers = new
             else:
                 if len(speakers) > 1:
-                    warnings.warn(f"single-speaker base model: all {len(speakers)} manifest speakers share its voice",
-                                  stacklevel=2)
+                    log.warning("single-speaker base model: all %d manifest speakers share its voice", len(speakers))
                 model, spk2id, self.new_speakers = base, {s: 0 for s in speakers}, []
             self.parts = list(cfg.adapt.trainable)
             self.track = cfg.trainer.track_utts is not False
@@ -171,10 +173,10 @@ class Trainer:
             self.parts = ["encoder", "decoder", "spk_emb"]
             self.track = bool(cfg.trainer.track_utts)
         if manifest.dictionary and self.dictionary and manifest.dictionary != self.dictionary:
-            warnings.warn(f"text dictionary mismatch: the features in {manifest.root} were made with "
-                          f"{manifest.dictionary!r}, the checkpoint was trained with {self.dictionary!r}; "
-                          "words the two dictionaries pronounce differently will be off (re-run the feature "
-                          "stage with the checkpoint's dictionary to avoid this)", stacklevel=2)
+            log.warning("text dictionary mismatch: the features in %s were made with %r, the checkpoint was "
+                        "trained with %r; words the two dictionaries pronounce differently will be off (re-run "
+                        "the feature stage with the checkpoint's dictionary to avoid this)", manifest.root,
+                        manifest.dictionary, self.dictionary)
         self.spk2id = spk2id
         self.model = model.to(self.device)
         self.params = set_trainable(self.model, self.parts, self.n_base_spks)
@@ -254,8 +256,8 @@ class Trainer:
         if len(rngs) == self.ctx.world:
             rng_restore(rngs[self.ctx.rank])
         else:
-            warnings.warn(f"{latest} was written by {len(rngs)} processes, this run has {self.ctx.world}: "
-                          "random streams are reseeded (the run stays valid but not bit-identical)", stacklevel=2)
+            log.warning("%s was written by %d processes, this run has %d: random streams are reseeded (the run "
+                        "stays valid but not bit-identical)", latest, len(rngs), self.ctx.world)
             s = int(self.cfg.trainer.seed) + self.ctx.rank + 1_000_003 * self.step
             random.seed(s)
             np.random.seed(s % 2 ** 32)
@@ -277,7 +279,8 @@ class Trainer:
                 optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(), rng=rngs,
                 sampler={"epoch": self.epoch, "batch": self.batch_in_epoch},
                 tracker=self.tracker.state_dict() if self.tracker else None,
-                train=OmegaConf.to_container(self.cfg, resolve=True), identity=self.identity, n_base_spks=self.n_base_spks,
+                train=OmegaConf.to_container(self.cfg, resolve=True), identity=self.identity,
+                n_base_spks=self.n_base_spks,
                 new_speakers=list(self.new_speakers), trainable=list(self.parts), loss=repr(self.loss.loss))
             if self.tracker is not None:
                 # Companions before the checkpoint: a kill leaves an orphan table (removed when the dir is
@@ -285,6 +288,9 @@ class Trainer:
                 self.tracker.write_tsv(self.ckpts.path(self.step).with_suffix(".residuals.tsv"))
             path = self.ckpts.save(self.step, payload, OmegaConf.to_yaml(self.cfg, resolve=True))
             self.saved.append(str(path))
+            last = self.history[-1] if self.history else None
+            log.info("step %d: saved %s%s", self.step, path, "" if last is None else
+                     f" (loss dur {last['dur']:.4f}, prior {last['prior']:.4f}, diff {last['diff']:.4f})")
         ddp.barrier(self.ctx)
         self.last_good = self.ckpts.path(self.step)
         return path
@@ -294,7 +300,8 @@ class Trainer:
         n_corrupt = sum(1 for it in self.items if it.corrupt)
         study = self.cfg.get("study")
         return {"identity": self.identity, "arm_id": digest(arm_of(self.identity)), "arm": loss_label(self.cfg.loss),
-                "loss": str(self.cfg.loss.name), "loss_tag": loss_tag(self.cfg.loss), "seed": int(self.cfg.trainer.seed),
+                "loss": str(self.cfg.loss.name), "loss_tag": loss_tag(self.cfg.loss),
+                "seed": int(self.cfg.trainer.seed),
                 "study": OmegaConf.to_container(study, resolve=True) if study is not None else None,
                 "feats_dir": str(self.manifest.root), "n_train": len(self.items), "n_corrupt": n_corrupt,
                 "p_actual": n_corrupt / len(self.items), "base_checkpoint": self.cfg.adapt.checkpoint,
@@ -369,10 +376,12 @@ class Trainer:
         for name, params in clip_groups(self.model).items():
             if params:
                 norm = (torch.nn.utils.clip_grad_norm_(params, clip) if clip
-                        else torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params if p.grad is not None])))
+                        else torch.linalg.vector_norm(
+                            torch.stack([p.grad.norm() for p in params if p.grad is not None])))
                 norms[name] = norm
         if norms and not ddp.all_finite(self.ctx, torch.stack(list(norms.values()))):
-            self._non_finite(batch, "gradient (" + ", ".join(f"{k} norm={v.item():.4g}" for k, v in norms.items()) + ")")
+            shown = ", ".join(f"{k} norm={v.item():.4g}" for k, v in norms.items())
+            self._non_finite(batch, f"gradient ({shown})")
         self.optimizer.step()
         lr = self.scheduler.get_last_lr()[0]
         self.scheduler.step()
@@ -385,8 +394,8 @@ class Trainer:
             seg = yl.clamp(max=self.cfg.data.out_size) if self.cfg.data.out_size else yl
             sq = (self.loss.sq / (seg.float() * self.model.n_feats)).cpu().tolist()
             parts = ddp.gather_objects(self.ctx, (batch["index"].tolist(), sq, per_utt.float().cpu().tolist()))
-            for idx, s, l in parts:
-                self.tracker.update(idx, s, l)
+            for idx, sq_part, loss_part in parts:
+                self.tracker.update(idx, sq_part, loss_part)
         return rec, {k: float(v) for k, v in norms.items()}
 
     def _non_finite(self, batch, what: str) -> None:
@@ -401,6 +410,13 @@ class Trainer:
     # ---- the run --------------------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
+        """Train to ``trainer.max_steps`` (resuming if there is a checkpoint); the run's summary."""
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        with logging_redirect_tqdm():  # log lines go above the progress bar, not through it
+            return self._run()
+
+    def _run(self) -> dict[str, Any]:
         from tqdm.auto import tqdm
 
         tc = self.cfg.trainer
@@ -416,10 +432,14 @@ class Trainer:
                 from torch.utils.tensorboard import SummaryWriter
 
                 self.writer = SummaryWriter(str(self.out / "tb"))
+            log.info("%s on %s: %d utterances, steps %d to %d, trainable %s -> %s",
+                     "fine-tuning" if self.cfg.adapt.checkpoint else "training", self.manifest.root,
+                     len(self.items), self.step, tc.max_steps, ",".join(self.parts), self.out)
+            if resumed:
+                log.info("resumed from %s at step %d", self.last_good, self.step)
         bar = tqdm(total=tc.max_steps, initial=self.step, unit="step", dynamic_ncols=True,
-                   disable=not (self.ctx.is_main and tc.progress), desc="fine-tune" if self.cfg.adapt.checkpoint else "train")
-        if resumed and self.ctx.is_main:
-            bar.write(f"resumed from {self.last_good} at step {self.step}")
+                   disable=not (self.ctx.is_main and tc.progress),
+                   desc="fine-tune" if self.cfg.adapt.checkpoint else "train")
         if not resumed and self.step in set(tc.save_steps):
             self.save()  # the starting weights (step 0: the base model with its new speaker rows), before any update
         t_last, s_last = time.perf_counter(), self.step
@@ -452,7 +472,8 @@ class Trainer:
             if self.writer is not None:
                 self.writer.close()
         digests = ddp.gather_objects(self.ctx, state_digest(self.model))
-        summary = {"step": self.step, "out_dir": str(self.out), "checkpoints": [str(self.ckpts.path(s)) for s in self.ckpts.steps()],
+        summary = {"step": self.step, "out_dir": str(self.out),
+                   "checkpoints": [str(self.ckpts.path(s)) for s in self.ckpts.steps()],
                    "spk2id": self.spk2id, "new_speakers": list(self.new_speakers), "world": self.ctx.world,
                    "rank_digests": digests, "last": self.history[-1] if self.history else None}
         if self.ctx.is_main:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import warnings
+import logging
 
 import torch
+
+log = logging.getLogger(__name__)
 
 _VOCODERS: dict = {}
 
@@ -14,12 +16,12 @@ def _vocoder(kind: str | None, device):
         return None
     key = (kind, str(device))
     if key not in _VOCODERS:
-        from gradtts.synth import load_vocoder
+        from gradtts.vocoder.frontend import load_vocoder
 
         try:
             _VOCODERS[key] = load_vocoder(kind, None, device)[0]
         except Exception as exc:  # noqa: BLE001 - samples are optional; training goes on
-            warnings.warn(f"no vocoder for TensorBoard audio ({exc}); logging mel images only", stacklevel=2)
+            log.warning("no vocoder for TensorBoard audio (%s); logging mel images only", exc)
             _VOCODERS[key] = None
     return _VOCODERS[key]
 
@@ -42,7 +44,8 @@ def _figure(target: torch.Tensor, generated: torch.Tensor):
 @torch.no_grad()
 def log_samples(writer, model, dataset, step: int, n_timesteps: int, device, vocoder: str | None) -> None:
     """Synthesise the dataset's first item in its own voice; log the mels and (if a vocoder loads) audio."""
-    from gradtts.synth import SAMPLE_RATE, synthesize_mels
+    from gradtts.audio import SAMPLE_RATE
+    from gradtts.model.inference import synthesize_mels
 
     _, tokens, target, spk = dataset[0]
     mel = synthesize_mels(model, [tokens.tolist()], [0], spk if model.n_spks > 1 else None, n_timesteps)[0]

@@ -9,10 +9,12 @@ their names.
 from __future__ import annotations
 
 import functools
-import warnings
+import logging
 
 import torch
 from torch import nn
+
+log = logging.getLogger(__name__)
 
 
 def autocast_module(module: nn.Module, device_type: str, dtype: torch.dtype = torch.bfloat16) -> None:
@@ -34,7 +36,7 @@ def autocast_module(module: nn.Module, device_type: str, dtype: torch.dtype = to
 def compile_module(module: nn.Module, **kwargs) -> bool:
     """``module.compile(**kwargs)`` in place; False (with a warning) where torch.compile is unavailable."""
     if not hasattr(module, "compile"):
-        warnings.warn("this torch has no nn.Module.compile; running eager", stacklevel=2)
+        log.warning("this torch has no nn.Module.compile; running eager")
         return False
     module.compile(**kwargs)
     return True

@@ -12,9 +12,9 @@ when the directory is opened, so a crash never leaves a visible config of a chec
 
 from __future__ import annotations
 
+import logging
 import random
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,8 @@ import numpy as np
 import torch
 
 from gradtts.io import atomic_path, atomic_write_text, remove_stale_temps
+
+log = logging.getLogger(__name__)
 
 _STEP_FILE = re.compile(r"^step_(\d{7,})\.pt$")
 # Files that belong to one checkpoint and mean nothing without it.
@@ -83,12 +85,11 @@ class CheckpointDir:
             # A kill during a save leaves a full-size temporary file that no later save replaces.
             n = remove_stale_temps(self.root, recursive=False)
             if n:
-                print(f"removed {n} partial checkpoint file(s) left by an interrupted save in {self.root}",
-                      file=sys.stderr)
+                log.warning("removed %d partial checkpoint file(s) left by an interrupted save in %s", n, self.root)
             orphans = self._remove_orphans()
             if orphans:
-                print(f"removed {', '.join(orphans)} in {self.root}: left without their checkpoint by an "
-                      "interrupted save or prune", file=sys.stderr)
+                log.warning("removed %s in %s: left without their checkpoint by an interrupted save or prune",
+                            ", ".join(orphans), self.root)
 
     def path(self, step: int) -> Path:
         return self.root / f"{step_name(step)}.pt"

@@ -25,9 +25,9 @@ class UtteranceTracker:
         self.count = [0] * len(self.utts)
 
     def update(self, indices: Sequence[int], sq: Sequence[float], loss: Sequence[float]) -> None:
-        for i, s, l in zip(indices, sq, loss):
+        for i, s, v in zip(indices, sq, loss):
             self.sq[i] += float(s)
-            self.loss[i] += float(l)
+            self.loss[i] += float(v)
             self.count[i] += 1
 
     def state_dict(self) -> dict[str, Any]:
@@ -41,8 +41,8 @@ class UtteranceTracker:
 
     def ranking(self) -> list[dict[str, Any]]:
         rows = [{"utt": u, "spk": s, "corrupt": c, "visits": n,
-                 "mean_sq_residual": (q / n if n else float("nan")), "mean_loss": (l / n if n else float("nan"))}
-                for u, s, c, q, l, n in zip(self.utts, self.spks, self.corrupt, self.sq, self.loss, self.count)]
+                 "mean_sq_residual": (q / n if n else float("nan")), "mean_loss": (v / n if n else float("nan"))}
+                for u, s, c, q, v, n in zip(self.utts, self.spks, self.corrupt, self.sq, self.loss, self.count)]
         rows.sort(key=lambda r: (r["visits"] == 0, -(r["mean_sq_residual"] if r["visits"] else 0.0), r["utt"]))
         for rank, r in enumerate(rows, 1):
             r["rank"] = rank

