@@ -97,6 +97,7 @@ def test_feature_stage_with_rejects_strict_and_rerun(corpus, tmp_path):
     assert e.mel.stat().st_mtime_ns == before
 
 
+@pytest.mark.slow  # two feature runs, one interrupted: 14 CPU-s in the full suite (tests/conftest.py)
 @needs_tts
 def test_interrupted_feature_run_recovers(corpus, tmp_path):
     # Many copies of the corpus so the run lasts long enough to be killed half-way.

@@ -62,6 +62,7 @@ def test_base_training_writes_loadable_checkpoints_and_learns(feats, tmp_path):
     assert done["step"] == 30 and len(done["rank_digests"]) == 1
 
 
+@pytest.mark.slow  # 3 training runs, one with TensorBoard samples: 18 CPU-s in the full suite (tests/conftest.py)
 def test_resume_is_bit_identical_in_process(feats, tmp_path):
     ov = ("trainer.save_every=4", "loss=scheduled_huber", "loss.delta_min=0.01")
     # The uninterrupted run also logs TensorBoard samples (synthesis + Griffin-Lim): they must not touch

@@ -187,6 +187,7 @@ def _libri_test_set():
     return pick_per_speaker(collect_utterances([LIBRI]), 2)
 
 
+@pytest.mark.slow  # HiFi-GAN + GE2E on 6 readings: 8 CPU-s alone, 15 in the full suite (tests/conftest.py)
 @needs_libri
 def test_hifigan_round_trip_keeps_the_speaker(ge2e):
     utts = _libri_test_set()

@@ -78,6 +78,7 @@ def setup(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow  # synthesis + HiFi-GAN + GE2E, three times: 16 CPU-s in the full suite (tests/conftest.py)
 def test_end_to_end_writes_reuses_and_regenerates(setup, tmp_path, monkeypatch, capsys, caplog):
     monkeypatch.setenv("GRADTTS_CACHE", str(tmp_path / "cache"))  # keep embeddings out of ~/.cache
     out = tmp_path / "out"
