@@ -18,8 +18,8 @@ trained on); the paths are those of :mod:`gradtts.layout`.
 ``synth`` and ``score`` build their settings the way ``gradtts-synth`` and ``gradtts-score`` do (Hydra:
 registered defaults, ``$GRADTTS_CONF_DIR``, then the key=value overrides), and set the per-run fields (texts,
 checkpoints, output and reference dirs) themselves. Synthesis uses HiFi-GAN unless ``synth.vocoder`` is
-given (a study must not fall back to Griffin-Lim unnoticed). Synthesis writes ``<run>/synth/step_XXXXXXX/``
-(+ ``synth.json``), scoring ``<run>/score/step_XXXXXXX/summary.json`` with everything the report pairs and
+given (a study must not fall back to Griffin-Lim unnoticed). Synthesis writes ``<run>/synth/step_0000120/``
+(+ ``synth.json``), scoring ``<run>/score/step_0000120/summary.json`` with everything the report pairs and
 groups on. ``--pairs`` limits a stage to those pairs (the recipe runs new pairs only).
 
 Step 0 (the base model with the new speaker row, before any update) is the same model for every run

@@ -1,9 +1,9 @@
 """Synthesis: texts x checkpoints x speaker -> mels -> wavs (``gradtts-synth``).
 
-Outputs go to ``OUT/step_XXXXXXX/<utt>.wav`` (``OUT/<checkpoint stem>/`` for files without a step);
-existing wavs are skipped, so a re-run only fills gaps. Each utterance's noise comes from a generator
-seeded by (seed, utterance id), drawn at the utterance's own length on the CPU, so results do not
-depend on which other texts are requested or on the device's RNG. Batches are sorted by length;
+Outputs go to ``OUT/step_<7-digit step>/<utt>.wav`` (e.g. ``step_0000120``; ``OUT/<checkpoint stem>/`` for
+files without a step); existing wavs are skipped, so a re-run only fills gaps. Each utterance's noise
+comes from a generator seeded by (seed, utterance id), drawn at the utterance's own length on the CPU, so
+results do not depend on which other texts are requested or on the device's RNG. Batches are sorted by length;
 the U-Net's GroupNorm and linear attention see the zero padding of shorter items in a batch, so
 ``batch_size=1`` reproduces single-utterance (official) inference exactly and larger batches differ
 from it slightly (deterministically, for a given seed and batch size).

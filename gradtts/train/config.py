@@ -59,7 +59,7 @@ class TrainerConfig:
 
     out_dir: str = "exp/train"
     max_steps: int = 100_000
-    save_steps: list[int] = field(default_factory=list)   # kept forever, each with its config (step_XXXXXXX.yaml)
+    save_steps: list[int] = field(default_factory=list)   # kept forever, each with its config (step_0000120.yaml)
     save_every: int = 1000            # resume points; older ones beyond keep_last are pruned
     keep_last: int = 1
     log_every: int = 50

@@ -5,7 +5,7 @@ with extras: ``optimizer``, ``scheduler``, ``rng`` (one snapshot per rank), ``sa
 batches consumed), ``tracker``, ``train`` (the resolved config) and ``n_base_spks``. Every value is
 a tensor or plain Python data so that ``torch.load(weights_only=True)`` reads it.
 
-A step exists when its ``step_XXXXXXX.pt`` does: the checkpoint is written (renamed into place) last
+A step exists when its ``step_<7-digit step>.pt`` does: the checkpoint is written (renamed into place) last
 and deleted first, and its companions (``.yaml`` config, ``.residuals.tsv``) without it are removed
 when the directory is opened, so a crash never leaves a visible config of a checkpoint that is not there.
 """
@@ -69,7 +69,7 @@ def _is_rank_zero() -> bool:
 
 
 class CheckpointDir:
-    """``ckpt/step_XXXXXXX.pt`` (+ ``.yaml`` config beside it) with pruning of old resume points.
+    """``ckpt/step_<7-digit step>.pt`` (+ ``.yaml`` config beside it) with pruning of old resume points.
 
     Opening it deletes what a killed save or prune left: partial checkpoints (temporary files) and
     configs / residual tables whose checkpoint is missing, unless ``remove_temps`` is false; under
