@@ -173,6 +173,7 @@ def test_init_from_continues_a_base_model_from_its_weights(feats, tmp_path):
                                       f"adapt.checkpoint={base}")))
 
 
+@pytest.mark.slow  # a 2-job Hydra multirun of 3 steps: 17 CPU-s in a full-suite run (tests/conftest.py)
 def test_multirun_job_logs_hold_the_trainers_lines(feats, tmp_path):
     # Each job of a Hydra multirun logs to <sweep dir>/<job number>/train.log: its own run's lines, nothing else.
     runs, sweep = tmp_path / "runs", tmp_path / "sweep"
