@@ -77,6 +77,7 @@ def test_resume_into_another_configuration_is_a_named_error(base_ckpt, tmp_path)
     assert train(compose([*args, "loss.delta_min=0.1", "trainer.max_steps=5"]))["step"] == 5
 
 
+@pytest.mark.slow  # two fine-tunings: 8.5 CPU-s alone, 11-16 in full-suite runs (tests/conftest.py)
 def test_delta_sweep_trains_two_distinct_runs(base_ckpt, tmp_path):
     """The recipe's stage-5 layout: a multirun over loss.delta_min gives one trained run per value."""
     feats = make_feats(tmp_path / "few", {"T": 6}, seed=1)
