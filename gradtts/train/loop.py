@@ -499,7 +499,11 @@ def train(cfg: Any) -> dict[str, Any]:
         torch.backends.mkldnn.enabled = False
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     try:
-        return Trainer(cfg, ctx).run()
+        result = Trainer(cfg, ctx).run()
+        # Rank 0 still writes the summary after the last collective; a rank that tore the group down meanwhile
+        # was once aborted by gloo ("terminate called without an active exception"). Leave together.
+        ddp.barrier(ctx)
+        return result
     finally:
         torch.backends.mkldnn.enabled, torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved
         torch.set_num_threads(threads)
