@@ -47,12 +47,14 @@ import numpy as np
 import torch
 from omegaconf import MISSING
 
+from gradtts.audio import SAMPLE_RATE
 from gradtts.errors import UserError
+from gradtts.features import DEFAULT_MEL
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 22050
-HOP = 256
+# The audio and mel settings synthesis writes and cuts with: the toolkit's own, not copies.
+HOP = DEFAULT_MEL.hop_length
 _UTT_ID = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
