@@ -187,11 +187,11 @@ def hydra_feats_dir(exp: str | Path) -> str:
 def hydra_run_dir(exp: str | Path) -> str:
     """``trainer.out_dir`` of a stage-5 job: :func:`run_dir` spelled with the job's interpolations.
 
-    Always quoted: unquoted, Hydra's override grammar cannot parse the nested ``${loss_tag:${loss}}`` (the
-    trainer's resolver of the loss tag).
+    Always quoted: unquoted, Hydra's override grammar cannot parse the nested ``${arm_tag:...}`` (the
+    trainer's resolver of the arm tag: the loss tag, plus the filter and LoRA when a run uses them).
     """
     e = check_hydra_path(exp, "experiment directory")
-    return f"'{e}/{FINETUNE}/${{{PAIR_KEY}}}/${{loss_tag:${{loss}}}}/${{{PSET_KEY}}}/{SEED}${{trainer.seed}}'"
+    return f"'{e}/{FINETUNE}/${{{PAIR_KEY}}}/${{arm_tag:${{loss}},${{filter}},${{adapt}}}}/${{{PSET_KEY}}}/{SEED}${{trainer.seed}}'"
 
 
 def hydra_choice(values: Iterable[str], quote: bool = False) -> str:

@@ -8,6 +8,9 @@ residual); the caller reduces it over its mask (Grad-TTS: sum(rho) / (sum(mask) 
 - ``l2``:               rho(a) = a**2
 - ``huber``:            rho(a) = 2 delta (sqrt(a**2 + delta**2) - delta)          (constant delta)
 - ``scheduled_huber``:  rho_t(a) = 2 delta(t) (sqrt(a**2 + delta(t)**2) - delta(t))
+- ``adaptive_huber``:   scheduled_huber whose delta_min is not set by hand but measured: the ``quantile`` of the
+                        starting model's |residual| on the training set, fixed before training (the caller
+                        measures it and passes it as ``delta_min``)
 
 Schedules of delta(t) with delta_min the value reached at t = 1:
 ``exponential`` delta_min**t, ``snr`` (1 - c)/(1 + r_t)**2 + c with c = delta_min and r_t the
@@ -24,7 +27,7 @@ from typing import Callable, Optional
 import torch
 
 SCHEDULES = ("exponential", "snr", "constant", "backwards")
-LOSSES = ("l2", "huber", "scheduled_huber")
+LOSSES = ("l2", "huber", "scheduled_huber", "adaptive_huber")
 
 #: ``noise_to_signal(t) -> r_t`` for the ``snr`` schedule.
 NoiseToSignal = Callable[[torch.Tensor], torch.Tensor]
@@ -159,48 +162,82 @@ class ScheduledPseudoHuberLoss(ScoreLoss):
         return f"ScheduledPseudoHuberLoss({self.schedule!r})"
 
 
+class AdaptivePseudoHuberLoss(ScheduledPseudoHuberLoss):
+    """Scheduled pseudo-Huber whose delta_min was measured from the data (see ``LossConfig.quantile``)."""
+
+    name = "adaptive_huber"
+
+    def __init__(self, schedule: DeltaSchedule, quantile: float):
+        super().__init__(schedule)
+        self.quantile = float(quantile)
+
+    def __repr__(self) -> str:
+        return f"AdaptivePseudoHuberLoss({self.schedule!r}, quantile={self.quantile})"
+
+
 @dataclass
 class LossConfig:
-    """Hydra group ``loss/``: which loss and its parameters (options ``l2``, ``huber``, ``scheduled_huber``).
+    """Hydra group ``loss/``: which loss and its parameters (options ``l2``, ``huber``, ``scheduled_huber``,
+    ``adaptive_huber``).
 
     - ``l2``: the official Grad-TTS score loss, rho(a) = a^2;
     - ``huber``: constant-delta pseudo-Huber, rho(a) = 2 delta (sqrt(a^2 + delta^2) - delta);
     - ``scheduled_huber``: scheduled pseudo-Huber (Khrapov et al. 2024), delta(t) from a schedule that
-      reaches ``delta_min`` at t = 1.
+      reaches ``delta_min`` at t = 1;
+    - ``adaptive_huber``: scheduled pseudo-Huber with delta_min = the ``quantile`` of the per-element |residual|
+      of the starting model on the training set (at t in 0.1, 0.3, ..., 0.9, seeded noise), measured once
+      before training and recorded in the run's ``run.json``.
 
     The beta range (used by the ``snr`` schedule only) is None to take the model's own.
     """
 
-    name: str = "l2"                   # l2 | huber | scheduled_huber
+    name: str = "l2"                   # l2 | huber | scheduled_huber | adaptive_huber
     delta: float = 0.1                 # huber
     delta_min: float = 0.1             # scheduled_huber: delta at t = 1
-    # scheduled_huber: exponential (the paper's, delta_min**t) | snr | constant | backwards (ablation)
+    # scheduled_huber, adaptive_huber: exponential (the paper's, delta_min**t) | snr | constant | backwards
     schedule: str = "exponential"
+    quantile: float = 0.5              # adaptive_huber: delta_min = this quantile of the starting |residual|
     beta_min: Optional[float] = None   # snr schedule: None uses the model's beta range
     beta_max: Optional[float] = None
 
 
 def build_loss(name: str = "l2", *, delta: float = 0.1, delta_min: float = 0.1, schedule: str = "exponential",
-               beta_min: float = 0.05, beta_max: float = 20.0, noise_to_signal: NoiseToSignal | None = None
-               ) -> ScoreLoss:
-    """Make a loss from config values; ``noise_to_signal`` defaults to the linear-beta VP SDE's."""
+               beta_min: float = 0.05, beta_max: float = 20.0, noise_to_signal: NoiseToSignal | None = None,
+               quantile: float = 0.5) -> ScoreLoss:
+    """Make a loss from config values; ``noise_to_signal`` defaults to the linear-beta VP SDE's.
+
+    ``adaptive_huber`` takes its measured delta_min as ``delta_min`` (``quantile`` is recorded with it).
+    """
     if name == "l2":
         return L2Loss()
     if name == "huber":
         return PseudoHuberLoss(delta)
-    if name == "scheduled_huber":
+    if name in ("scheduled_huber", "adaptive_huber"):
         if noise_to_signal is None and schedule == "snr":
             noise_to_signal = vp_noise_to_signal(beta_min, beta_max)
-        return ScheduledPseudoHuberLoss(DeltaSchedule(schedule, delta_min, noise_to_signal))
+        sched = DeltaSchedule(schedule, delta_min, noise_to_signal)
+        return ScheduledPseudoHuberLoss(sched) if name == "scheduled_huber" else AdaptivePseudoHuberLoss(sched, quantile)
     raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
 
 
-def loss_from_config(cfg, beta_min: float = 0.05, beta_max: float = 20.0) -> ScoreLoss:
+def loss_from_config(cfg, beta_min: float = 0.05, beta_max: float = 20.0, measured_delta_min: float | None = None
+                     ) -> ScoreLoss:
     """:func:`build_loss` from a :class:`LossConfig`, dict or OmegaConf node.
 
-    ``beta_min``/``beta_max`` are used where the config leaves them None (pass the model's).
+    ``beta_min``/``beta_max`` are used where the config leaves them None (pass the model's);
+    ``measured_delta_min`` is required by ``adaptive_huber`` (the value its quantile rule gave).
     """
     get = cfg.get if hasattr(cfg, "get") else (lambda k, d=None: getattr(cfg, k, d))
+    if get("name", "l2") == "adaptive_huber":
+        if measured_delta_min is None:
+            raise ValueError("loss=adaptive_huber needs its delta_min measured from the data first "
+                             "(the trainer does this; outside it, pass measured_delta_min)")
+        q = float(get("quantile", 0.5))
+        if not 0 < q < 1:
+            raise ValueError(f"loss.quantile must lie in (0, 1), got {q}")
+        return build_loss("adaptive_huber", delta_min=measured_delta_min, schedule=get("schedule", "exponential"),
+                          beta_min=beta_min if get("beta_min", None) is None else get("beta_min"),
+                          beta_max=beta_max if get("beta_max", None) is None else get("beta_max"), quantile=q)
     bmin = get("beta_min", None)
     bmax = get("beta_max", None)
     return build_loss(get("name", "l2"), delta=get("delta", 0.1), delta_min=get("delta_min", 0.1),

@@ -15,13 +15,16 @@ log = logging.getLogger(__name__)
 
 
 def register_resolvers() -> None:
-    """``${loss_tag:${loss}}``: a directory name that tells losses *and* their δ settings apart."""
+    """``${loss_tag:${loss}}``: a directory name that tells losses *and* their δ settings apart;
+    ``${arm_tag:${loss},${filter},${adapt}}``: the same plus the filter and the adaptation method."""
     from omegaconf import OmegaConf
 
-    from gradtts.train.identity import loss_tag
+    from gradtts.train.identity import arm_tag, loss_tag
 
     if not OmegaConf.has_resolver("loss_tag"):
         OmegaConf.register_new_resolver("loss_tag", loss_tag)
+    if not OmegaConf.has_resolver("arm_tag"):
+        OmegaConf.register_new_resolver("arm_tag", arm_tag)
 
 
 # Hydra settings: outputs go to the run's own directory (a multirun job's to a subdir named by its

@@ -12,11 +12,15 @@ from typing import Any, Optional
 
 from omegaconf import MISSING
 
-from gradtts.losses import LossConfig
+from gradtts.losses import LOSSES, LossConfig
 from gradtts.model.config import MODEL_PRESETS, ModelConfig
 
 #: Names accepted in ``adapt.trainable``.
 TRAINABLE_PARTS = ("encoder", "decoder", "spk_emb", "spk_new")
+#: ``filter.name`` (the stage lives in :mod:`gradtts.train.filters`).
+FILTERS = ("none", "residual", "embedding")
+#: ``adapt.method``: update the trainable parts (``full``) or low-rank adapters on the decoder's U-Net (``lora``).
+ADAPT_METHODS = ("full", "lora")
 
 
 @dataclass
@@ -89,6 +93,25 @@ class AdaptConfig:
     n_spks: Optional[int] = None      # force the base speaker count of an official file
     pe_scale: Optional[float] = None  # official files do not store it (1000; 1 for grad-tts-old.pt)
     trainable: list[str] = field(default_factory=lambda: ["decoder", "spk_new"])
+    # lora: the decoder's U-Net stays frozen and gets rank-r adapters on its convolutions and attention; the
+    # checkpoints hold the merged weights and a voice file (step_N.voice.pt) holds only adapters + speaker rows.
+    method: str = "full"              # full | lora
+    rank: int = 4                     # lora rank r
+    alpha: Optional[float] = None     # lora scale alpha / r (None: alpha = r, scale 1)
+    lora_targets: list[str] = field(default_factory=lambda: ["conv", "attention"])
+
+
+@dataclass
+class FilterConfig:
+    """Hydra group ``filter/`` (options ``none``, ``residual``, ``embedding``): drop foreign-looking few-shot clips
+    before fine-tuning (see :mod:`gradtts.train.filters`)."""
+
+    name: str = "none"                # none | residual | embedding
+    drop: float = 0.3                 # share of the clips dropped (the most foreign-looking ones)
+    probe_steps: int = 60             # residual: steps of the L2 pass that adapts before ranking
+    probe_t: list[float] = field(default_factory=lambda: [0.1, 0.3, 0.5, 0.7, 0.9])  # residual: probe times
+    encoder: str = "ge2e"             # embedding: ge2e | ecapa (ecapa needs encoder_source)
+    encoder_source: Optional[str] = None
 
 
 @dataclass
@@ -111,12 +134,14 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     adapt: AdaptConfig = field(default_factory=AdaptConfig)
+    filter: FilterConfig = field(default_factory=FilterConfig)
     name: str = "train"
     extra: dict[str, Any] = field(default_factory=dict)   # free-form notes recorded in checkpoints
 
 
 #: The option each training group starts from (``train.yaml``'s defaults list as it was).
-TRAIN_GROUP_DEFAULTS = {"model": "small", "data": "manifest", "loss": "l2", "optim": "adam", "trainer": "default"}
+TRAIN_GROUP_DEFAULTS = {"model": "small", "data": "manifest", "loss": "l2", "optim": "adam", "trainer": "default",
+                        "filter": "none"}
 
 
 def train_group_options() -> dict[str, tuple[Any, dict[str, dict[str, Any]]]]:
@@ -127,10 +152,10 @@ def train_group_options() -> dict[str, tuple[Any, dict[str, dict[str, Any]]]]:
     return {
         "model": (ModelConfig, MODEL_PRESETS),
         "data": (DataConfig, {"manifest": {}}),
-        "loss": (LossConfig, {"l2": {"name": "l2"}, "huber": {"name": "huber"},
-                              "scheduled_huber": {"name": "scheduled_huber"}}),
+        "loss": (LossConfig, {name: {"name": name} for name in LOSSES}),
         "optim": (OptimConfig, {"adam": {"name": "adam"}}),
         "trainer": (TrainerConfig, {"default": {}}),
+        "filter": (FilterConfig, {name: {"name": name} for name in FILTERS}),
     }
 
 

@@ -47,28 +47,81 @@ def loss_identity(loss: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"name": name}
     if name == "huber":
         out["delta"] = float(loss["delta"])
-    elif name == "scheduled_huber":
-        out["delta_min"] = float(loss["delta_min"])
+    elif name in ("scheduled_huber", "adaptive_huber"):
+        if name == "scheduled_huber":
+            out["delta_min"] = float(loss["delta_min"])
+        else:
+            out["quantile"] = float(loss.get("quantile", 0.5))
         out["schedule"] = loss["schedule"]
         if loss["schedule"] == "snr":
             out["beta_min"], out["beta_max"] = loss.get("beta_min"), loss.get("beta_max")
     return out
 
 
-def _describe(loss: Mapping[str, Any], huber: str, scheduled: str) -> str:
+def _describe(loss: Mapping[str, Any], huber: str, scheduled: str, adaptive: str) -> str:
     ident = loss_identity(loss)
-    fmt = {"huber": huber, "scheduled_huber": scheduled}.get(ident["name"])
+    fmt = {"huber": huber, "scheduled_huber": scheduled, "adaptive_huber": adaptive}.get(ident["name"])
     return fmt.format(**ident) if fmt else str(ident["name"])
 
 
 def loss_label(loss: Mapping[str, Any]) -> str:
     """A human label, e.g. ``scheduled_huber(exponential, δ_min=0.1)``."""
-    return _describe(loss, "huber(δ={delta:g})", "scheduled_huber({schedule}, δ_min={delta_min:g})")
+    return _describe(loss, "huber(δ={delta:g})", "scheduled_huber({schedule}, δ_min={delta_min:g})",
+                     "adaptive_huber({schedule}, q={quantile:g})")
 
 
 def loss_tag(loss: Mapping[str, Any]) -> str:
     """A directory-safe tag: ``l2``, ``huber_d0.1``, ``scheduled_huber_exponential_dmin0.01``."""
-    return _describe(loss, "huber_d{delta:g}", "scheduled_huber_{schedule}_dmin{delta_min:g}")
+    return _describe(loss, "huber_d{delta:g}", "scheduled_huber_{schedule}_dmin{delta_min:g}",
+                     "adaptive_huber_{schedule}_q{quantile:g}")
+
+
+def filter_identity(flt: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The filter fields that change which clips are kept; None for no filter."""
+    if not flt or flt.get("name", "none") == "none":
+        return None
+    out: dict[str, Any] = {"name": flt["name"], "drop": float(flt["drop"])}
+    if flt["name"] == "residual":
+        out["probe_steps"] = int(flt["probe_steps"])
+        out["probe_t"] = [float(t) for t in flt["probe_t"]]
+    else:
+        out["encoder"], out["encoder_source"] = flt["encoder"], flt.get("encoder_source")
+    return out
+
+
+def lora_identity(adapt: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The LoRA fields of ``adapt``; None for full fine-tuning."""
+    if not adapt or adapt.get("method", "full") == "full":
+        return None
+    return {"method": adapt["method"], "rank": int(adapt["rank"]),
+            "alpha": None if adapt.get("alpha") is None else float(adapt["alpha"]),
+            "lora_targets": sorted(adapt.get("lora_targets") or [])}
+
+
+def arm_label(loss: Mapping[str, Any], flt: Mapping[str, Any] | None = None,
+              adapt: Mapping[str, Any] | None = None) -> str:
+    """The loss label plus the filter and the adaptation method when they are not the defaults."""
+    out = loss_label(loss)
+    f = filter_identity(flt)
+    if f:
+        out += f" + {f['name']} filter (drop {f['drop']:g})"
+    lo = lora_identity(adapt)
+    if lo:
+        out += f" + LoRA r={lo['rank']}"
+    return out
+
+
+def arm_tag(loss: Mapping[str, Any], flt: Mapping[str, Any] | None = None,
+            adapt: Mapping[str, Any] | None = None) -> str:
+    """A directory-safe arm tag: :func:`loss_tag`, then ``_filter-residual0.3`` and ``_lora-r4`` when set."""
+    out = loss_tag(loss)
+    f = filter_identity(flt)
+    if f:
+        out += f"_filter-{f['name']}{f['drop']:g}"
+    lo = lora_identity(adapt)
+    if lo:
+        out += f"_lora-r{lo['rank']}"
+    return out
 
 
 def run_identity(cfg: DictConfig | Mapping[str, Any], manifest_file: str | Path | None = None) -> dict[str, Any]:
@@ -81,8 +134,13 @@ def run_identity(cfg: DictConfig | Mapping[str, Any], manifest_file: str | Path 
         "trainer": {k: c["trainer"].get(k) for k in _TRAINER},
     }
     adapt = c.get("adapt") or {}
+    flt = filter_identity(c.get("filter"))
+    if flt:
+        ident["filter"] = flt
     if adapt.get("checkpoint"):
         ident["adapt"] = {k: adapt.get(k) for k in _ADAPT}
+        # Added only when set, so that the identities (and arms) of full fine-tuning runs stay what they were.
+        ident["adapt"].update(lora_identity(adapt) or {})
         ident["adapt"]["checkpoint_sha256"] = file_digest(adapt["checkpoint"])
     else:
         ident["model"] = dict(c["model"])

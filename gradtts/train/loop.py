@@ -30,8 +30,10 @@ from gradtts.train import ddp
 from gradtts.train.adapt import add_speaker_rows, apply_train_mode, clip_groups, set_trainable
 from gradtts.train.config import TrainConfig
 from gradtts.train.data import BucketBatchSampler, MelDataset, collate
-from gradtts.train.identity import (arm_of, check_same_run, digest, loss_label, loss_tag, run_identity,
+from gradtts.train.filters import FilterResult, kept_items, run_filter
+from gradtts.train.identity import (arm_label, arm_of, arm_tag, check_same_run, digest, loss_tag, run_identity,
                                     tensors_digest)
+from gradtts.train.probe import DEFAULT_T, adaptive_delta, probe_residuals
 from gradtts.train.speed import autocast_module, compile_module, fused_adam_available, precision_dtype
 from gradtts.train.state import CheckpointDir, load_training_state, rng_restore, rng_snapshot
 from gradtts.train.tracker import UtteranceTracker
@@ -83,10 +85,26 @@ def state_digest(model: nn.Module) -> str:
     return tensors_digest(model.state_dict())
 
 
-class Trainer:
-    """One training run; see :func:`train`."""
+def _manifest_items(cfg: DictConfig):
+    """The features manifest and the utterances a run may train on (``data.skip_corrupt``/``data.max_frames``)."""
+    manifest = read_manifest(cfg.data.feats_dir)
+    items = [it for it in manifest.items if not (cfg.data.skip_corrupt and it.corrupt)]
+    if cfg.data.max_frames:
+        items = [it for it in items if it.frames <= cfg.data.max_frames]
+    if not items:
+        raise ManifestError(f"{manifest.root}: no utterances left after data.skip_corrupt/data.max_frames")
+    return manifest, items
 
-    def __init__(self, cfg: DictConfig, ctx: ddp.DistContext):
+
+def _identity(cfg: DictConfig) -> dict[str, Any]:
+    feats = Path(cfg.data.feats_dir)
+    return run_identity(cfg, feats / "manifest.jsonl" if feats.is_dir() else feats)
+
+
+class Trainer:
+    """One training run; see :func:`train`. ``kept``: the clips a filter kept (None: every clip)."""
+
+    def __init__(self, cfg: DictConfig, ctx: ddp.DistContext, kept: FilterResult | None = None):
         self.cfg, self.ctx = cfg, ctx
         tc = cfg.trainer
         self.out = Path(tc.out_dir)
@@ -99,19 +117,17 @@ class Trainer:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
 
-        manifest = read_manifest(cfg.data.feats_dir)
-        items = [it for it in manifest.items if not (cfg.data.skip_corrupt and it.corrupt)]
-        if cfg.data.max_frames:
-            items = [it for it in items if it.frames <= cfg.data.max_frames]
-        if not items:
-            raise ManifestError(f"{manifest.root}: no utterances left after data.skip_corrupt/data.max_frames")
+        manifest, items = _manifest_items(cfg)
+        self.filter_result = kept
+        items = kept_items(items, kept)
         self.manifest, self.items = manifest, items
-        feats = Path(cfg.data.feats_dir)
-        self.identity = run_identity(cfg, feats / "manifest.jsonl" if feats.is_dir() else feats)
+        self.identity = _identity(cfg)
         self._build_model(manifest, items)
         self._check_tokens(items)
 
-        self.loss = _Recorder(loss_from_config(cfg.loss, self.model.config["beta_min"], self.model.config["beta_max"]))
+        self.adaptive = self._measure_delta() if cfg.loss.name == "adaptive_huber" else None
+        self.loss = _Recorder(loss_from_config(cfg.loss, self.model.config["beta_min"], self.model.config["beta_max"],
+                                               measured_delta_min=(self.adaptive or {}).get("delta_min")))
         dtype = precision_dtype(tc.precision)
         if dtype is not None:
             # On CPUs without native bf16 this is slower than fp32; on the 2-core study machine it took
@@ -196,6 +212,20 @@ class Trainer:
             spk2id = {s: 0 for s in speakers}
         self.init_step = int(info.step or 0)
         return model, spk2id, info.dictionary
+
+    def _measure_delta(self) -> dict[str, Any]:
+        """The adaptive δ rule: delta_min = a quantile of the starting model's |residual| on the training set.
+
+        Measured on the weights this run starts from (before any resume loads later ones), with seeded noise
+        and the training random streams untouched, so a resumed run measures the same value.
+        """
+        q = float(self.cfg.loss.quantile)
+        probed = probe_residuals(self.model, MelDataset(self.items, self.spk2id, self.model.n_feats), DEFAULT_T,
+                                 seed=int(self.cfg.trainer.seed))
+        value = adaptive_delta(probed.abs_residuals, q)
+        log.info("adaptive_huber: delta_min = %.4g, the %g quantile of %d residual elements", value, q,
+                 probed.abs_residuals.size)
+        return {"delta_min": value, "quantile": q, "probe_t": list(DEFAULT_T), "n_elements": int(probed.abs_residuals.size)}
 
     def _check_tokens(self, items) -> None:
         n_vocab = self.model.n_vocab
@@ -299,13 +329,17 @@ class Trainer:
         """What ``run.json`` says of this run: identity, arm, and what was actually trained on."""
         n_corrupt = sum(1 for it in self.items if it.corrupt)
         study = self.cfg.get("study")
-        return {"identity": self.identity, "arm_id": digest(arm_of(self.identity)), "arm": loss_label(self.cfg.loss),
+        cfg = self.cfg
+        return {"identity": self.identity, "arm_id": digest(arm_of(self.identity)),
+                "arm": arm_label(cfg.loss, cfg.filter, cfg.adapt), "arm_tag": arm_tag(cfg.loss, cfg.filter, cfg.adapt),
                 "loss": str(self.cfg.loss.name), "loss_tag": loss_tag(self.cfg.loss),
                 "seed": int(self.cfg.trainer.seed),
                 "study": OmegaConf.to_container(study, resolve=True) if study is not None else None,
                 "feats_dir": str(self.manifest.root), "n_train": len(self.items), "n_corrupt": n_corrupt,
                 "p_actual": n_corrupt / len(self.items), "base_checkpoint": self.cfg.adapt.checkpoint,
-                "new_speakers": list(self.new_speakers)}
+                "new_speakers": list(self.new_speakers),
+                "filter": self.filter_result.summary() if self.filter_result is not None else None,
+                "adaptive": self.adaptive}
 
     # ---- logging --------------------------------------------------------------------------------------
 
@@ -499,7 +533,12 @@ def train(cfg: Any) -> dict[str, Any]:
         torch.backends.mkldnn.enabled = False
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     try:
-        result = Trainer(cfg, ctx).run()
+        kept = None
+        if cfg.filter.name != "none":
+            manifest, items = _manifest_items(cfg)
+            kept = run_filter(cfg, manifest, items, _identity(cfg), lambda c: Trainer(_as_config(c), ctx).run(),
+                              device=str(ctx.device), is_main=ctx.is_main)
+        result = Trainer(cfg, ctx, kept).run()
         # Rank 0 still writes the summary after the last collective; a rank that tore the group down meanwhile
         # was once aborted by gloo ("terminate called without an active exception"). Leave together.
         ddp.barrier(ctx)

@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 
 _STEP_FILE = re.compile(r"^step_(\d{7,})\.pt$")
 # Files that belong to one checkpoint and mean nothing without it.
-_COMPANION_FILE = re.compile(r"^(step_\d{7,})\.(yaml|residuals\.tsv)$")
-COMPANION_SUFFIXES = (".yaml", ".residuals.tsv")
+_COMPANION_FILE = re.compile(r"^(step_\d{7,})\.(yaml|residuals\.tsv|voice\.pt)$")
+COMPANION_SUFFIXES = (".yaml", ".residuals.tsv", ".voice.pt")
 
 
 def step_name(step: int) -> str:
