@@ -26,9 +26,10 @@ from gradtts.io import atomic_write_text
 from gradtts.losses import ScoreLoss, loss_from_config
 from gradtts.model.checkpoint import checkpoint_payload, load_checkpoint
 from gradtts.model.config import build_model
+from gradtts.model.lora import inject_lora, lora_info, lora_parameters, lora_state_dict, plain_state_dict
 from gradtts.train import ddp
 from gradtts.train.adapt import add_speaker_rows, apply_train_mode, clip_groups, set_trainable
-from gradtts.train.config import TrainConfig
+from gradtts.train.config import ADAPT_METHODS, TrainConfig
 from gradtts.train.data import BucketBatchSampler, MelDataset, collate
 from gradtts.train.filters import FilterResult, kept_items, run_filter
 from gradtts.train.identity import (arm_label, arm_of, arm_tag, check_same_run, digest, loss_tag, run_identity,
@@ -37,6 +38,7 @@ from gradtts.train.probe import DEFAULT_T, adaptive_delta, probe_residuals
 from gradtts.train.speed import autocast_module, compile_module, fused_adam_available, precision_dtype
 from gradtts.train.state import CheckpointDir, load_training_state, rng_restore, rng_snapshot
 from gradtts.train.tracker import UtteranceTracker
+from gradtts.train.voice import save_voice
 
 log = logging.getLogger(__name__)
 
@@ -195,8 +197,30 @@ class Trainer:
                         manifest.dictionary, self.dictionary)
         self.spk2id = spk2id
         self.model = model.to(self.device)
-        self.params = set_trainable(self.model, self.parts, self.n_base_spks)
+        self.lora = self._lora_wanted()
+        if self.lora:
+            # The U-Net stays frozen and gets adapters; "decoder" in adapt.trainable means its adapters.
+            others = [p for p in self.parts if p != "decoder"]
+            if others:
+                params = set_trainable(self.model, others, self.n_base_spks)
+            else:
+                self.model.requires_grad_(False)
+                params = []
+            ac = cfg.adapt
+            inject_lora(self.model.decoder.estimator, int(ac.rank), ac.alpha, list(ac.lora_targets))
+            self.params = params + lora_parameters(self.model)
+        else:
+            self.params = set_trainable(self.model, self.parts, self.n_base_spks)
         apply_train_mode(self.model, self.parts)
+
+    def _lora_wanted(self) -> bool:
+        method = str(self.cfg.adapt.method)
+        if method not in ADAPT_METHODS:
+            raise ValueError(f"adapt.method={method!r}: choose one of {', '.join(ADAPT_METHODS)}")
+        if method == "lora" and not self.cfg.adapt.checkpoint:
+            raise ValueError("adapt.method=lora adapts a base model: set adapt.checkpoint (base training updates "
+                             "every weight)")
+        return method == "lora"
 
     def _init_from(self, path: str, speakers: list[str]):
         """Weights of a base checkpoint to continue training on its own speakers (config from the file)."""
@@ -272,8 +296,8 @@ class Trainer:
         state = load_training_state(latest)
         check_same_run(latest, state.get("identity"), self.identity)
         try:
-            self.model.load_state_dict(state["model"], strict=True)
-        except RuntimeError as exc:
+            self.model.load_state_dict(self._unmerged(state) if self.lora else state["model"], strict=True)
+        except (RuntimeError, KeyError, ValueError) as exc:
             raise RuntimeError(f"{latest}: cannot resume, the checkpoint does not fit this run's model (different "
                                f"data, speakers or model config?); use a new trainer.out_dir\n{exc}") from None
         self.optimizer.load_state_dict(state["optimizer"])
@@ -296,6 +320,15 @@ class Trainer:
         self._truncate_log()
         return True
 
+    def _unmerged(self, state: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """A LoRA checkpoint's weights in the live model's form: its adapters, the frozen base convolutions of
+        this model (never trained), and every other tensor from the checkpoint's merged state dict."""
+        plain, adapters = state["model"], state.get("lora")
+        if adapters is None:
+            raise ValueError("the checkpoint holds no LoRA adapters (was it written by a full fine-tuning run?)")
+        own = self.model.state_dict()
+        return {k: adapters[k] if "lora_" in k else (v if ".base." in k else plain[k]) for k, v in own.items()}
+
     def _should_save(self, step: int) -> bool:
         tc = self.cfg.trainer
         return step in set(tc.save_steps) or (tc.save_every > 0 and step % tc.save_every == 0) or step == tc.max_steps
@@ -312,10 +345,18 @@ class Trainer:
                 train=OmegaConf.to_container(self.cfg, resolve=True), identity=self.identity,
                 n_base_spks=self.n_base_spks,
                 new_speakers=list(self.new_speakers), trainable=list(self.parts), loss=repr(self.loss.loss))
+            if self.lora:
+                # "model" stays a plain Grad-TTS (adapters merged) so that synthesis and scoring load it as is.
+                payload.update(model=plain_state_dict(self.model), lora=lora_state_dict(self.model),
+                               lora_config=lora_info(self.model.decoder.estimator))
             if self.tracker is not None:
                 # Companions before the checkpoint: a kill leaves an orphan table (removed when the dir is
                 # next opened), never a checkpoint without its table.
                 self.tracker.write_tsv(self.ckpts.path(self.step).with_suffix(".residuals.tsv"))
+            if self.lora:
+                save_voice(self.ckpts.path(self.step).with_suffix(".voice.pt"), self.model,
+                           base_path=self.cfg.adapt.checkpoint, n_base_spks=self.n_base_spks, spk2id=self.spk2id,
+                           dictionary=self.dictionary, step=self.step)
             path = self.ckpts.save(self.step, payload, OmegaConf.to_yaml(self.cfg, resolve=True))
             self.saved.append(str(path))
             last = self.history[-1] if self.history else None
@@ -339,7 +380,17 @@ class Trainer:
                 "p_actual": n_corrupt / len(self.items), "base_checkpoint": self.cfg.adapt.checkpoint,
                 "new_speakers": list(self.new_speakers),
                 "filter": self.filter_result.summary() if self.filter_result is not None else None,
-                "adaptive": self.adaptive}
+                "adaptive": self.adaptive, "lora": self._lora_record()}
+
+    def _lora_record(self) -> dict[str, Any] | None:
+        """Adapter size and the voice file's bytes (of the last one written) for ``run.json``."""
+        if not self.lora:
+            return None
+        info = lora_info(self.model.decoder.estimator)
+        voices = sorted((self.out / "ckpt").glob("step_*.voice.pt"))
+        return {"rank": info["rank"], "alpha": info["alpha"], "targets": info["targets"],
+                "n_modules": len(info["modules"]), "n_params": info["n_params"],
+                "voice_bytes": voices[-1].stat().st_size if voices else None}
 
     # ---- logging --------------------------------------------------------------------------------------
 
@@ -512,6 +563,8 @@ class Trainer:
                    "rank_digests": digests, "last": self.history[-1] if self.history else None}
         if self.ctx.is_main:
             atomic_write_text(self.out / "train_done.json", json.dumps(summary, indent=1) + "\n")
+            if self.lora:  # now with the size of the voice file written last
+                atomic_write_text(self.out / "run.json", json.dumps(self.run_record(), indent=1, ensure_ascii=False) + "\n")
         summary["history"] = self.history
         return summary
 
