@@ -57,6 +57,10 @@ SYNTH_PER_RUN = ("texts", "text_format", "checkpoints", "steps", "out_dir")
 SCORE_PER_RUN = ("gen_dir", "ref_target", "ref_intruder", "out_dir", "meta")
 
 
+#: ``run.json`` records that the score summaries carry on to the report when a run has them.
+ARM_DETAILS = ("filter", "adaptive", "lora")
+
+
 @dataclass(frozen=True)
 class Run:
     pair: str
@@ -77,9 +81,11 @@ class Run:
     @property
     def meta(self) -> dict:
         rec = self.record
-        return {"kind": "run", "pair": self.pair, "loss": str(rec.get("loss") or self.loss), "arm": self.arm,
+        meta = {"kind": "run", "pair": self.pair, "loss": str(rec.get("loss") or self.loss), "arm": self.arm,
                 "arm_id": self.arm_id, "p": self.p, "seed": self.seed, "p_actual": rec.get("p_actual"),
                 "n_train": rec.get("n_train"), "n_corrupt": rec.get("n_corrupt")}
+        # What the beyond-the-paper arms chose per run (clips kept, measured δ, adapter size), when they ran.
+        return {**meta, **{k: rec[k] for k in ARM_DETAILS if rec.get(k)}}
 
 
 def find_runs(exp: str | Path, pairs: Collection[str] | None = None) -> list[Run]:
@@ -279,7 +285,7 @@ def synth_all(exp: Path, steps: list[int] | None, jobs: int = 1, overrides: Sequ
             task("[step 0]", pair, [str(ckpt)], layout.step0_dir(exp, pair) / "synth", None)
     if later != []:
         for i, run in enumerate(runs, 1):
-            ckpts = [str(p) for p in sorted((run.path / "ckpt").glob("step_*.pt")) if p.name != "step_0000000.pt"]
+            ckpts = [str(p) for p in layout.checkpoint_files(run.path / "ckpt") if p.name != "step_0000000.pt"]
             if later is not None:
                 ckpts = [c for c in ckpts if int(Path(c).stem[5:]) in later]
             if ckpts:

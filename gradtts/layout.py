@@ -127,6 +127,14 @@ def sweep_dir(exp: str | Path) -> Path:
     return finetune_root(exp) / SWEEP
 
 
+_CHECKPOINT = re.compile(r"^step_\d+\.pt$")
+
+
+def checkpoint_files(ckpt_dir: str | Path) -> list[Path]:
+    """The ``step_N.pt`` checkpoints of a ``ckpt/`` directory, sorted; not their companions (``step_N.voice.pt``)."""
+    return sorted(p for p in Path(ckpt_dir).glob("step_*.pt") if _CHECKPOINT.match(p.name))
+
+
 @dataclass(frozen=True)
 class RunKey:
     """What a run directory's path says: pair, loss tag, corruption level, seed."""
@@ -191,7 +199,8 @@ def hydra_run_dir(exp: str | Path) -> str:
     trainer's resolver of the arm tag: the loss tag, plus the filter and LoRA when a run uses them).
     """
     e = check_hydra_path(exp, "experiment directory")
-    return f"'{e}/{FINETUNE}/${{{PAIR_KEY}}}/${{arm_tag:${{loss}},${{filter}},${{adapt}}}}/${{{PSET_KEY}}}/{SEED}${{trainer.seed}}'"
+    tag = "${arm_tag:${loss},${filter},${adapt}}"
+    return f"'{e}/{FINETUNE}/${{{PAIR_KEY}}}/{tag}/${{{PSET_KEY}}}/{SEED}${{trainer.seed}}'"
 
 
 def hydra_choice(values: Iterable[str], quote: bool = False) -> str:

@@ -216,7 +216,9 @@ def build_loss(name: str = "l2", *, delta: float = 0.1, delta_min: float = 0.1, 
         if noise_to_signal is None and schedule == "snr":
             noise_to_signal = vp_noise_to_signal(beta_min, beta_max)
         sched = DeltaSchedule(schedule, delta_min, noise_to_signal)
-        return ScheduledPseudoHuberLoss(sched) if name == "scheduled_huber" else AdaptivePseudoHuberLoss(sched, quantile)
+        if name == "scheduled_huber":
+            return ScheduledPseudoHuberLoss(sched)
+        return AdaptivePseudoHuberLoss(sched, quantile)
     raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
 
 

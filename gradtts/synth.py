@@ -50,6 +50,7 @@ from omegaconf import MISSING
 from gradtts.audio import SAMPLE_RATE
 from gradtts.errors import UserError
 from gradtts.features import DEFAULT_MEL
+from gradtts.layout import checkpoint_files
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,8 @@ class SynthConfig:
 
     texts: str = MISSING                 # text file, or a few-shot set dir holding test_texts.txt
     text_format: str = "plain"           # plain (one sentence a line) | kaldi (utt_id sentence); dirs: kaldi
-    checkpoints: list[str] = MISSING     # checkpoint files and/or ckpt dirs (all step_*.pt inside)
+    checkpoints: list[str] = MISSING     # checkpoint or voice files and/or ckpt dirs (all step_N.pt inside)
+    base: Optional[str] = None           # voice files (step_N.voice.pt): their base checkpoint (None: as recorded)
     steps: Optional[list[int]] = None    # keep only these steps
     speaker: Optional[str] = None        # name in the checkpoint's spk2id, or a row index; None: the new speaker
     out_dir: str = "synth"
@@ -251,19 +253,23 @@ def piece_seeds(seed: int, utt: str, n_pieces: int) -> list[int]:
 # ---- the stage ------------------------------------------------------------------------------------------
 
 def list_checkpoints(sources: Sequence[str], steps: Sequence[int] | None = None) -> list[Path]:
-    """Files as given, and every ``step_*.pt`` of directories; filtered by ``steps`` when given."""
+    """Files as given, and every ``step_N.pt`` of directories; filtered by ``steps`` when given.
+
+    A LoRA run's voice files (``step_N.voice.pt``) are taken only when named: the checkpoint beside each is the
+    same model with the adapters merged.
+    """
     found: list[Path] = []
     for src in sources:
         p = Path(src)
         if p.is_dir():
-            found += sorted(p.glob("step_*.pt"))
+            found += checkpoint_files(p)
         elif p.is_file():
             found.append(p)
         else:
             raise FileNotFoundError(f"{p}: checkpoint (or ckpt dir) not found")
     if steps:
         wanted = {int(s) for s in steps}
-        found = [p for p in found if (m := re.match(r"step_(\d+)$", p.stem)) and int(m.group(1)) in wanted]
+        found = [p for p in found if (m := re.match(r"step_(\d+)(\.voice)?$", p.stem)) and int(m.group(1)) in wanted]
     if not found:
         raise FileNotFoundError(f"no checkpoints in {list(sources)}" + (f" for steps {list(steps)}" if steps else ""))
     return found
@@ -394,6 +400,7 @@ def run_synthesis(cfg: SynthConfig | Any) -> dict[str, Any]:
     from gradtts.digest import file_digest
     from gradtts.io import atomic_np_save, atomic_write_text
     from gradtts.model.checkpoint import infer_config, load_checkpoint, read_checkpoint
+    from gradtts.train.voice import is_voice_file, load_voice
     from gradtts.model.inference import synthesize_mels
     from gradtts.text import BLANK_ID, intersperse, text_to_sequence
     from gradtts.vocoder.frontend import load_vocoder
@@ -421,11 +428,18 @@ def run_synthesis(cfg: SynthConfig | Any) -> dict[str, Any]:
     bs = max(1, cfg.batch_size)
     pause_frames = int(round(cfg.pause * SAMPLE_RATE / HOP))
     for path in list_checkpoints(cfg.checkpoints, cfg.steps):
-        sd, info = read_checkpoint(path)
-        n_spks = cfg.n_spks or (info.config.get("n_spks") if info.kind != "official" else infer_config(sd)["n_spks"])
+        voice = is_voice_file(path)
+        if voice:
+            # The adapters and the speaker row on their base: loaded now, since the base is needed to know the model.
+            model, info = load_voice(path, cfg.base, device=device)
+            n_spks = model.n_spks
+        else:
+            sd, info = read_checkpoint(path)
+            n_spks = cfg.n_spks or (info.config.get("n_spks") if info.kind != "official"
+                                    else infer_config(sd)["n_spks"])
+            del sd
         spk = resolve_speaker(cfg.speaker, info, int(n_spks or 1))
         dictionary = resolve_dictionary(cfg.dictionary, info)
-        del sd
         out = out_root / output_name(path, info.step)
         settings = {"checkpoint": path.name, "checkpoint_sha256": file_digest(path), "step": info.step,
                     "speaker": spk, "n_timesteps": cfg.n_timesteps, "temperature": cfg.temperature,
@@ -450,7 +464,10 @@ def run_synthesis(cfg: SynthConfig | Any) -> dict[str, Any]:
         report[str(path)] = {"out": str(out), "written": len(ready), "skipped": skipped}
         if not ready:
             continue
-        model, info = load_checkpoint(path, device=device, n_spks=cfg.n_spks, pe_scale=cfg.pe_scale)
+        if voice:
+            settings["base_sha256"] = info.extra["base"]["sha256"]
+        else:
+            model, info = load_checkpoint(path, device=device, n_spks=cfg.n_spks, pe_scale=cfg.pe_scale)
         bar = tqdm(total=len(ready), desc=out.name, unit="utt")
         for chunk in _batches(ready, bs):
             tokens = [tok for u in chunk for tok in u.tokens]

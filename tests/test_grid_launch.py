@@ -78,7 +78,8 @@ def test_train_overrides_are_the_recipes_multirun():
         "experiment=finetune", "adapt.checkpoint=/e/x/base/ckpt/step_0000010.pt",
         "+study.pair='19_26','sv024_sv025'", "trainer.seed=0,1", "loss=l2,huber", "+study.pset=p0.00,p0.30",
         "data.feats_dir=/e/x/fewshot/${study.pair}/${study.pset}/feats",
-        "trainer.out_dir='/e/x/finetune/${study.pair}/${loss_tag:${loss}}/${study.pset}/seed${trainer.seed}'",
+        "trainer.out_dir='/e/x/finetune/${study.pair}/${arm_tag:${loss},${filter},${adapt}}/${study.pset}/"
+        "seed${trainer.seed}'",
         "trainer.max_steps=4", "trainer.save_steps=[0,2,4]", "trainer.device=cpu",
         "hydra.sweep.dir=/e/x/finetune/.hydra", "hydra.sweep.subdir=${hydra.job.num}",
         "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "trainer.num_threads=1",
@@ -108,7 +109,7 @@ def _jobs(overrides):
 
 def test_every_job_writes_where_find_runs_reads_it(tmp_path):
     from gradtts.train.cli import compose
-    from gradtts.train.identity import loss_tag
+    from gradtts.train.identity import arm_tag
 
     exp = tmp_path / "exp"
     # Two values in every swept dimension but the sets (composing is slow: about 0.5 s a job).
@@ -118,7 +119,8 @@ def test_every_job_writes_where_find_runs_reads_it(tmp_path):
     expected = []
     for job in jobs:
         cfg = compose(job)
-        key = (cfg.study.pair, loss_tag(cfg.loss), float(cfg.study.pset[1:]), int(cfg.trainer.seed))
+        tag = arm_tag(cfg.loss, cfg.filter, cfg.adapt)
+        key = (cfg.study.pair, tag, float(cfg.study.pset[1:]), int(cfg.trainer.seed))
         out, feats = Path(cfg.trainer.out_dir), Path(cfg.data.feats_dir)
         assert out == layout.run_dir(exp, *key)
         assert feats == layout.set_dir(exp, key[0], key[2]) / "feats"

@@ -37,7 +37,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("prep", ("data_prep",)),
     ("training", ("gradtts.train",)),
     ("tools", ("gradtts.synth", "gradtts.scoring.cli", "gradtts.scoring.voiceid", "gradtts.scoring.roundtrip")),
-    ("report", ("gradtts.report",)),
+    ("report", ("gradtts.report", "gradtts.toy")),
     ("commands", ("gradtts.grid", "gradtts.conf_store")),
 )
 # The package's own name stands for its __init__ only; its submodules each need their own entry.

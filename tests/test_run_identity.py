@@ -11,7 +11,8 @@ from gradtts.model.checkpoint import load_checkpoint, save_checkpoint
 from gradtts.model.config import build_model
 from gradtts.train import train
 from gradtts.train.cli import compose
-from gradtts.train.identity import (RunIdentityError, arm_of, digest, loss_label, loss_tag, run_identity)
+from gradtts.train.identity import (RunIdentityError, arm_label, arm_of, arm_tag, digest, loss_label, loss_tag,
+                                    run_identity)
 from train_fixtures import make_feats, save_tiny_base, smoke_overrides
 
 FT = ("experiment=finetune", "model=tiny", "trainer.device=cpu", "trainer.progress=false", "trainer.tensorboard=false",
@@ -31,6 +32,18 @@ def test_loss_tags_and_labels_tell_delta_apart():
     assert loss_tag(sh) == "scheduled_huber_exponential_dmin0.01"
     assert loss_label(sh) == "scheduled_huber(exponential, δ_min=0.01)"
     assert loss_tag({**sh, "delta_min": 0.1}) != loss_tag(sh)
+    ada = {**sh, "name": "adaptive_huber", "quantile": 0.25}
+    assert loss_tag(ada) == "adaptive_huber_exponential_q0.25"
+    assert loss_label(ada) == "adaptive_huber(exponential, q=0.25)"
+
+
+def test_arm_tags_add_the_filter_and_lora_only_when_used():
+    l2 = {"name": "l2"}
+    assert arm_tag(l2, {"name": "none", "drop": 0.3}, {"method": "full", "rank": 4}) == "l2"
+    flt = {"name": "residual", "drop": 0.2, "probe_steps": 60, "probe_t": [0.5]}
+    lora = {"method": "lora", "rank": 8, "alpha": None, "lora_targets": ["conv"]}
+    assert arm_tag(l2, flt, lora) == "l2_filter-residual0.2_lora-r8"
+    assert arm_label(l2, flt, lora) == "l2 + residual filter (drop 0.2) + LoRA r=8"
 
 
 def test_identity_covers_training_settings(base_ckpt, tmp_path):
@@ -40,6 +53,22 @@ def test_identity_covers_training_settings(base_ckpt, tmp_path):
     for change in ("loss=huber", "loss=scheduled_huber", "optim.lr=2e-3", "data.batch_size=2", "data.out_size=64",
                    "trainer.precision=bf16", "trainer.seed=5"):
         assert run_identity(compose([*base, change]), feats / "manifest.jsonl") != ref, change
+    # The beyond-the-paper arms are part of it; their fields enter only when used, so that the identities (and arm
+    # ids) of the study's full fine-tuning runs without a filter are what they were before those arms existed.
+    assert "filter" not in ref and set(ref["adapt"]) == {"n_spks", "pe_scale", "trainable", "checkpoint_sha256"}
+    variants = {"filter=residual": ("filter", {"name": "residual", "drop": 0.3, "probe_steps": 60,
+                                               "probe_t": [0.1, 0.3, 0.5, 0.7, 0.9]}),
+                "filter=embedding": ("filter", {"name": "embedding", "drop": 0.3, "encoder": "ge2e",
+                                                "encoder_source": None}),
+                "adapt.method=lora": ("adapt", None)}
+    for change, (key, value) in variants.items():
+        ident = run_identity(compose([*base, change]), feats / "manifest.jsonl")
+        assert digest(arm_of(ident)) != digest(arm_of(ref)), change
+        if value is not None:
+            assert ident[key] == value
+    lora = run_identity(compose([*base, "adapt.method=lora", "adapt.rank=8"]), feats / "manifest.jsonl")["adapt"]
+    assert (lora["method"], lora["rank"], lora["alpha"], lora["lora_targets"]) == ("lora", 8, None,
+                                                                                    ["attention", "conv"])
     # Not part of it: how far the run goes and which checkpoints are kept (checkpoint s is the same either way).
     same = run_identity(compose([*base, "trainer.max_steps=7", "trainer.save_steps=[3]"]), feats / "manifest.jsonl")
     assert same == ref

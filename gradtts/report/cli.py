@@ -14,6 +14,7 @@ back to ``arm``, then ``loss``, for old summaries), step, seed and pair. Writes,
 - ``ranking.csv``: per fine-tuning on a corrupted set × step, how well the trainer's residual ranking
   (``ckpt/step_*.residuals.tsv``) finds the corrupt clips: AUC and precision@k (``gradtts.report.ranking``);
 - ``ranking_summary.csv``: per arm × p × step, their pair-level and seed-level intervals;
+- ``arms.csv``: per fine-tuning of a filter, adaptive-δ or LoRA arm, what it chose (``gradtts.report.arms``);
 - ``results.md`` and the plots ``R.png``, ``L.png``, ``dR.png``.
 
 With ``results_md`` the same markdown goes between marker lines of that file (text outside them is kept)
@@ -34,7 +35,7 @@ from typing import Optional
 log = logging.getLogger(__name__)
 
 RUN_FIELDS = ("loss", "p", "step", "seed", "pair")
-CSV_FILES = ("runs.csv", "results.csv", "paired.csv", "step0.csv", "ranking.csv", "ranking_summary.csv")
+CSV_FILES = ("runs.csv", "results.csv", "paired.csv", "step0.csv", "ranking.csv", "ranking_summary.csv", "arms.csv")
 PLOT_FILES = ("R.png", "L.png", "dR.png")
 RUNS_COLUMNS = ("kind", "arm", "arm_id", "loss", "pair", "p", "p_actual", "n_train", "n_corrupt", "seed", "step",
                 "S_T", "S_C", "R", "L", "A", "n_gen", "encoder", "vocoder", "summary")
@@ -127,7 +128,8 @@ def normalise_summary(s: dict, path: str | Path) -> dict | None:
     return {**common, "arm": str(arm), "arm_id": str(arm_id), "loss": str(loss if loss is not None else arm),
             "pair": str(s["pair"]), "p": float(s["p"]), "p_actual": _opt_float(s.get("p_actual")),
             "n_train": _opt_int(s.get("n_train")), "n_corrupt": _opt_int(s.get("n_corrupt")),
-            "seed": int(s["seed"]), "step": int(s["step"]), "S_T": float(s["S_T"]), "S_C": float(s["S_C"])}
+            "seed": int(s["seed"]), "step": int(s["step"]), "S_T": float(s["S_T"]), "S_C": float(s["S_C"]),
+            "filter": s.get("filter"), "adaptive": s.get("adaptive"), "lora": s.get("lora")}
 
 
 def _unique_labels(runs: list[dict]) -> None:
@@ -277,12 +279,14 @@ def _counted(counter: Counter) -> str:
 
 def render_markdown(title: str, level: float, facts: dict, notes: list[str], agg: list[dict], paired: list[dict],
                     step0: dict[str, dict], reference: str | None, depth: int = 1, img_prefix: str = "",
-                    ranking: list[dict] | None = None, ranking_agg: list[dict] | None = None) -> str:
+                    ranking: list[dict] | None = None, ranking_agg: list[dict] | None = None,
+                    details: list[dict] | None = None) -> str:
     """The report as markdown; ``depth`` is the level of its title, ``img_prefix`` the plots' folder.
 
     ``ranking`` / ``ranking_agg`` (per-table and aggregated rows of :mod:`gradtts.report.ranking`) add the
     residual-ranking section; without them it says that there are no residual tables.
     """
+    from gradtts.report.arms import details_markdown
     from gradtts.report.ranking import ranking_markdown
     from gradtts.report.tables import markdown_table, p_table, paired_table, step0_table
 
@@ -331,6 +335,7 @@ def render_markdown(title: str, level: float, facts: dict, notes: list[str], agg
             md += ["\n**A (adaptation gain over step 0)**\n\n", markdown_table(agg, "A", step)]
         if [r for r in paired if int(r["step"]) == step]:
             md += ["\n**Paired comparisons**\n\n", paired_table(paired, step)]
+    md += [details_markdown(details or [], depth)]
     md += [ranking_markdown(ranking or [], ranking_agg or [], level, depth)]
     ref_text = f"minus the reference arm {reference}" if reference else "(one arm: no comparison)"
     md += [f"\n{h}# Plots\n\n", f"![R]({img_prefix}R.png)\n\n", f"![L]({img_prefix}L.png)\n\n",
@@ -341,6 +346,7 @@ def render_markdown(title: str, level: float, facts: dict, notes: list[str], agg
 def report(cfg: ReportConfig) -> dict:
     """Collect, compute, and write every report file; returns counts and the output folder."""
     from gradtts.io import atomic_write_bytes, atomic_write_text, write_csv
+    from gradtts.report.arms import ARMS_COLUMNS, circular_filters, detail_rows
     from gradtts.report.plots import plot_metric
     from gradtts.report.ranking import RANKING_COLUMNS, SUMMARY_COLUMNS, aggregate_rankings, collect_rankings
     from gradtts.report.stats import adaptation_rows, aggregate, arm_order, paired_rows, resilience_rows
@@ -375,6 +381,11 @@ def report(cfg: ReportConfig) -> dict:
     write_csv(out / "step0.csv", list(step0.values()), ("pair", "S_T", "S_C", "n_gen", "encoder", "vocoder"))
     write_csv(out / "ranking.csv", [{k: r[k] for k in RANKING_COLUMNS} for r in ranking], RANKING_COLUMNS)
     write_csv(out / "ranking_summary.csv", ranking_agg, SUMMARY_COLUMNS)
+    details = detail_rows(runs)
+    write_csv(out / "arms.csv", [{k: r[k] for k in ARMS_COLUMNS} for r in details], ARMS_COLUMNS)
+    for arm in circular_filters(details):
+        notes.append(f"{arm} filtered with the speaker encoder that scores the runs: its similarities are circular")
+        log.warning("%s", notes[-1])
     no_r = "no p = 0 runs: R cannot be computed"
     plot_metric(agg, "R", out / "R.png", "R = S_T(p) - S_T(0), pair-level intervals", note=no_r)
     plot_metric(agg, "L", out / "L.png", "L = S_C(p) - S_C(0), pair-level intervals", note=no_r.replace("R", "L"))
@@ -383,7 +394,7 @@ def report(cfg: ReportConfig) -> dict:
                 series="comparison",
                 note="one arm: no comparison" if reference is None else "no paired units")
     md = render_markdown(cfg.title, cfg.level, facts, notes, agg, paired, step0, reference, ranking=ranking,
-                         ranking_agg=ranking_agg)
+                         ranking_agg=ranking_agg, details=details)
     atomic_write_text(out / "results.md", md)
     if cfg.results_md:
         # Beside the recipe with its own copies of plots and tables, so it can be committed without exp/;
@@ -394,7 +405,7 @@ def report(cfg: ReportConfig) -> dict:
         for name in PLOT_FILES + CSV_FILES:
             atomic_write_bytes(beside / name, (out / name).read_bytes())
         block = render_markdown(cfg.title, cfg.level, facts, notes, agg, paired, step0, reference, depth=2,
-                                img_prefix="results/", ranking=ranking, ranking_agg=ranking_agg)
+                                img_prefix="results/", ranking=ranking, ranking_agg=ranking_agg, details=details)
         # Bytes, not text mode: universal newlines would rewrite the curated text's line endings.
         existing = target.read_bytes().decode("utf-8") if target.is_file() else None
         atomic_write_bytes(target, splice_generated(existing, block).encode("utf-8"))

@@ -249,7 +249,8 @@ class Trainer:
         value = adaptive_delta(probed.abs_residuals, q)
         log.info("adaptive_huber: delta_min = %.4g, the %g quantile of %d residual elements", value, q,
                  probed.abs_residuals.size)
-        return {"delta_min": value, "quantile": q, "probe_t": list(DEFAULT_T), "n_elements": int(probed.abs_residuals.size)}
+        return {"delta_min": value, "quantile": q, "probe_t": list(DEFAULT_T),
+                "n_elements": int(probed.abs_residuals.size)}
 
     def _check_tokens(self, items) -> None:
         n_vocab = self.model.n_vocab
@@ -564,7 +565,8 @@ class Trainer:
         if self.ctx.is_main:
             atomic_write_text(self.out / "train_done.json", json.dumps(summary, indent=1) + "\n")
             if self.lora:  # now with the size of the voice file written last
-                atomic_write_text(self.out / "run.json", json.dumps(self.run_record(), indent=1, ensure_ascii=False) + "\n")
+                atomic_write_text(self.out / "run.json",
+                                  json.dumps(self.run_record(), indent=1, ensure_ascii=False) + "\n")
         summary["history"] = self.history
         return summary
 
