@@ -35,19 +35,22 @@ FIND_SHELLCHECK := import importlib.metadata as m; \
 
 install: $(STAMP)
 
-# Debian packages: espeak-ng and flite for the synthetic corpus, python3-venv when $(PYTHON) cannot make a
-# venv; only the missing ones, and only as root with apt-get (otherwise a warning, or the venv step's error).
+# Debian packages: espeak-ng and flite for the synthetic corpus, chromium and its driver for the listening page's
+# browser test, python3-venv when $(PYTHON) cannot make a venv; only the missing ones, and only as root with
+# apt-get (otherwise a warning, or the venv step's error).
 system-deps:
 	@need=""; \
 	command -v espeak-ng >/dev/null 2>&1 || need="$$need espeak-ng"; \
 	command -v flite >/dev/null 2>&1 || need="$$need flite"; \
+	command -v chromium >/dev/null 2>&1 || need="$$need chromium"; \
+	command -v chromedriver >/dev/null 2>&1 || need="$$need chromium-driver"; \
 	if [ -n "$(NEW_VENV)" ] && [ ! -x "$(NEW_VENV)" ] && ! $(PYTHON) -c "import ensurepip" 2>/dev/null; then \
 	  need="$$need python3-venv"; fi; \
 	if [ -z "$$need" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; \
 	else echo "warning: missing$$need and cannot apt-get install them (not root); espeak-ng and flite are" \
-	  "needed by the synthvox corpus"; fi
+	  "needed by the synthvox corpus, chromium by the listening-page test"; fi
 
 ifneq ($(NEW_VENV),)
 $(NEW_VENV): | system-deps

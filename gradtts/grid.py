@@ -359,7 +359,7 @@ def _of(pairs: Collection[str] | None) -> str:
 # ---- results ----------------------------------------------------------------------------------------------------
 #: The small per-run files a report is made from (no checkpoints, no audio).
 SMALL_FILES = ("run.json", "train_log.tsv", "ckpt/step_*.residuals.tsv", "synth/step_*/synth.json",
-               "score/step_*/summary.json")
+               "score/step_*/summary.json", "filter.json")
 
 
 def collect_small(exp: Path, dest: Path) -> int:

@@ -1,4 +1,4 @@
-"""Score-loss family of "scheduled pseudo-Huber" diffusion training (Khrapov et al. 2024).
+"""Score-loss family of "scheduled pseudo-Huber" diffusion training (Khrapov et al. 2024), with other robust losses.
 
 Generic: every function works on a residual tensor ``a`` of any shape ``[B, ...]`` and per-sample
 diffusion times ``t`` of shape ``[B]`` (t = 0 clean, t = 1 pure noise); nothing here knows about
@@ -11,10 +11,19 @@ residual); the caller reduces it over its mask (Grad-TTS: sum(rho) / (sum(mask) 
 - ``adaptive_huber``:   scheduled_huber whose delta_min is not set by hand but measured: the ``quantile`` of the
                         starting model's |residual| on the training set, fixed before training (the caller
                         measures it and passes it as ``delta_min``)
+- ``cauchy``:           rho_t(a) = delta(t)**2 log(1 + a**2 / delta(t)**2)
+- ``tukey``:            rho_t(a) = delta(t)**2 / 3 (1 - (1 - (a / delta(t))**2)**3) for |a| <= delta(t), else
+                        delta(t)**2 / 3 (Tukey's biweight, scaled so that rho ~ a**2 for |a| << delta)
 
-Schedules of delta(t) with delta_min the value reached at t = 1:
-``exponential`` delta_min**t, ``snr`` (1 - c)/(1 + r_t)**2 + c with c = delta_min and r_t the
-noise-to-signal ratio, ``constant`` delta_min, ``backwards`` delta_min**(1 - t).
+Every loss but l2 behaves like a**2 for |a| << delta, so delta sets where "small" ends and the losses
+differ only in how they treat large residuals: pseudo-Huber grows linearly, Cauchy logarithmically,
+Tukey not at all (its gradient is zero beyond delta: such residuals are ignored).
+
+Schedules of delta(t) (:data:`SCHEDULES`) with delta_min the value reached at t = 1 (at t = 0 for increasing):
+``exponential`` delta_min**t (the paper's), ``linear`` 1 - (1 - delta_min) t, ``step`` 1 for t < t_step and
+delta_min from t_step on, ``constant`` delta_min, ``increasing`` delta_min**(1 - t) (the reverse of
+exponential; ``backwards`` is its older name and an exact alias), ``snr`` (1 - c)/(1 + r_t)**2 + c with
+c = delta_min and r_t the noise-to-signal ratio.
 """
 
 from __future__ import annotations
@@ -26,8 +35,17 @@ from typing import Callable, Optional
 
 import torch
 
-SCHEDULES = ("exponential", "snr", "constant", "backwards")
-LOSSES = ("l2", "huber", "scheduled_huber", "adaptive_huber")
+#: The documented schedule names, one per curve (the plot and the docs go through these).
+SCHEDULE_NAMES = ("exponential", "linear", "step", "constant", "increasing", "snr")
+#: Other accepted spellings -> the schedule they mean; ``backwards`` was the first name of ``increasing``.
+SCHEDULE_ALIASES = {"backwards": "increasing"}
+#: Every accepted schedule name (the documented ones, then the aliases).
+SCHEDULES = SCHEDULE_NAMES + tuple(SCHEDULE_ALIASES)
+#: Default diffusion time where the ``step`` schedule drops from 1 to delta_min.
+STEP_T = 0.5
+LOSSES = ("l2", "huber", "scheduled_huber", "adaptive_huber", "cauchy", "tukey")
+#: The losses whose delta follows a :class:`DeltaSchedule` set by ``delta_min`` and ``schedule``.
+SCHEDULED_LOSSES = ("scheduled_huber", "cauchy", "tukey")
 
 #: ``noise_to_signal(t) -> r_t`` for the ``snr`` schedule.
 NoiseToSignal = Callable[[torch.Tensor], torch.Tensor]
@@ -50,6 +68,44 @@ def pseudo_huber(a: torch.Tensor, delta: torch.Tensor | float) -> torch.Tensor:
     return 2.0 * delta * a2 / (torch.sqrt(a2 + delta * delta) + delta)
 
 
+def _working(a: torch.Tensor, delta: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``a`` and ``delta`` in at least float32 (a half-precision a / delta overflows for |a| >> delta)."""
+    dtype = torch.promote_types(a.dtype, torch.float32)
+    if isinstance(delta, torch.Tensor):
+        return a.to(dtype), delta.to(device=a.device, dtype=dtype)
+    # A Python float goes straight to the working dtype (not through float32 on its way to float64).
+    return a.to(dtype), torch.tensor(delta, dtype=dtype, device=a.device)
+
+
+def cauchy(a: torch.Tensor, delta: torch.Tensor | float) -> torch.Tensor:
+    """Cauchy (Lorentzian) loss ``delta^2 log(1 + a^2 / delta^2)``: ~a^2 for |a| << delta, ~2 delta^2 log(|a| / delta)
+    for |a| >> delta; its gradient ``2 a / (1 + a^2 / delta^2)`` peaks at |a| = delta and decays as 2 delta^2 / a.
+
+    Evaluated with ``log1p``, exact to rounding for |a| << delta, in at least float32 (the result has that
+    dtype: a float16 residual is promoted). ``delta`` broadcasts against ``a``.
+    """
+    a, delta = _working(a, delta)
+    u = a / delta
+    return delta * delta * torch.log1p(u * u)
+
+
+def tukey_biweight(a: torch.Tensor, delta: torch.Tensor | float) -> torch.Tensor:
+    """Tukey's biweight ``delta^2 / 3 (1 - (1 - (a / delta)^2)^3)`` for |a| <= delta, ``delta^2 / 3`` beyond.
+
+    The textbook ``c^2 / 6 (...)`` is multiplied by 2 (with c = delta) so that rho ~ a^2 for |a| << delta, like
+    the other losses here; the gradient is ``2 a (1 - (a / delta)^2)^2`` inside and exactly 0 beyond delta.
+    Evaluated as ``a^2 (1 - u^2 (1 - u^2 / 3))`` with u = a / delta, the same polynomial without the
+    cancellation of ``1 - (1 - u^2)^3`` at small u, in at least float32 (the result has that dtype).
+    ``delta`` broadcasts against ``a``.
+    """
+    a, delta = _working(a, delta)
+    # Clamping a to [-delta, delta] gives the constant branch (and its zero gradient) without torch.where,
+    # whose unused branch could put inf * 0 = NaN into the gradient.
+    inside = torch.minimum(torch.maximum(a, -delta), delta)
+    u2 = (inside / delta) ** 2
+    return inside * inside * (1.0 - u2 * (1.0 - u2 / 3.0))
+
+
 def vp_noise_to_signal(beta_min: float, beta_max: float) -> NoiseToSignal:
     """r_t = sigma_t / exp(-1/2 int_0^t beta) for a variance-preserving SDE with linear beta.
 
@@ -63,33 +119,57 @@ def vp_noise_to_signal(beta_min: float, beta_max: float) -> NoiseToSignal:
     return ratio
 
 
-class DeltaSchedule:
-    """delta(t) for one of :data:`SCHEDULES`; ``noise_to_signal`` is needed by ``snr`` only."""
+def canonical_schedule(name: str) -> str:
+    """The documented name of a schedule (``backwards`` -> ``increasing``); ValueError for an unknown one."""
+    if name not in SCHEDULES:
+        aliases = ", ".join(f"{k} = {v}" for k, v in SCHEDULE_ALIASES.items())
+        raise ValueError(f"unknown delta schedule {name!r} (option loss.schedule); choose one of "
+                         f"{', '.join(SCHEDULE_NAMES)} (aliases: {aliases})")
+    return SCHEDULE_ALIASES.get(name, name)
 
-    def __init__(self, name: str, delta_min: float, noise_to_signal: NoiseToSignal | None = None):
-        if name not in SCHEDULES:
-            raise ValueError(f"unknown delta schedule {name!r}; choose one of {', '.join(SCHEDULES)}")
+
+class DeltaSchedule:
+    """delta(t) for one of :data:`SCHEDULES`; ``noise_to_signal`` is needed by ``snr`` only, ``t_step`` by ``step``.
+
+    ``name`` holds the documented name (an alias is resolved on construction, so both spellings give the
+    same object).
+    """
+
+    def __init__(self, name: str, delta_min: float, noise_to_signal: NoiseToSignal | None = None,
+                 t_step: float = STEP_T):
+        name = canonical_schedule(name)
         if not delta_min > 0:
             raise ValueError(f"delta_min must be > 0, got {delta_min}")
         if name == "snr" and noise_to_signal is None:
             raise ValueError("the 'snr' schedule needs noise_to_signal(t), e.g. vp_noise_to_signal(beta_min, beta_max)")
+        if name == "step" and not 0 < t_step < 1:
+            raise ValueError(f"the 'step' schedule's switch time (option loss.step_t) must lie strictly between 0 "
+                             f"and 1, got {t_step}; for delta_min at every t use loss.schedule=constant")
         self.name = name
         self.delta_min = float(delta_min)
         self.noise_to_signal = noise_to_signal
+        self.t_step = float(t_step)
 
     def __call__(self, t: torch.Tensor) -> torch.Tensor:
         t = torch.as_tensor(t)
+        if not t.is_floating_point():
+            t = t.float()
         if self.name == "exponential":
             return torch.exp(t * math.log(self.delta_min))
-        if self.name == "backwards":
+        if self.name == "increasing":
             return torch.exp((1.0 - t) * math.log(self.delta_min))
+        if self.name == "linear":
+            return 1.0 - (1.0 - self.delta_min) * t
+        if self.name == "step":
+            return torch.where(t < self.t_step, torch.ones_like(t), torch.full_like(t, self.delta_min))
         if self.name == "constant":
             return torch.full_like(t, self.delta_min)
         c = self.delta_min
         return (1.0 - c) / (1.0 + self.noise_to_signal(t)) ** 2 + c
 
     def __repr__(self) -> str:
-        return f"DeltaSchedule({self.name!r}, delta_min={self.delta_min})"
+        step = f", t_step={self.t_step}" if self.name == "step" else ""
+        return f"DeltaSchedule({self.name!r}, delta_min={self.delta_min}{step})"
 
 
 def _per_sample(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -141,25 +221,52 @@ class PseudoHuberLoss(ScoreLoss):
         return f"PseudoHuberLoss(delta={self._delta})"
 
 
-class ScheduledPseudoHuberLoss(ScoreLoss):
-    """Pseudo-Huber whose delta follows a schedule over diffusion time."""
-
-    name = "scheduled_huber"
+class ScheduledDeltaLoss(ScoreLoss):
+    """A loss whose delta follows a :class:`DeltaSchedule` over diffusion time."""
 
     def __init__(self, schedule: DeltaSchedule):
         self.schedule = schedule
 
-    def __call__(self, residual: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def _delta_for(self, residual: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         # delta(t) is computed in float32 even under autocast: delta_min**t is tiny near t = 1.
         delta = self.schedule(t.to(torch.promote_types(t.dtype, torch.float32)))
-        return pseudo_huber(residual, _per_sample(delta, residual))
+        return delta.reshape(delta.shape[0], *([1] * (residual.dim() - 1)))
 
     def delta(self, t: torch.Tensor) -> torch.Tensor:
         t = torch.as_tensor(t)
         return self.schedule(t if t.is_floating_point() else t.float())
 
     def __repr__(self) -> str:
-        return f"ScheduledPseudoHuberLoss({self.schedule!r})"
+        return f"{type(self).__name__}({self.schedule!r})"
+
+
+class ScheduledPseudoHuberLoss(ScheduledDeltaLoss):
+    """Pseudo-Huber whose delta follows a schedule over diffusion time."""
+
+    name = "scheduled_huber"
+
+    def __call__(self, residual: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        # delta(t) is computed in float32 even under autocast: delta_min**t is tiny near t = 1.
+        delta = self.schedule(t.to(torch.promote_types(t.dtype, torch.float32)))
+        return pseudo_huber(residual, _per_sample(delta, residual))
+
+
+class CauchyLoss(ScheduledDeltaLoss):
+    """:func:`cauchy` with delta(t) from a schedule (``constant`` for a constant delta); float32 or wider."""
+
+    name = "cauchy"
+
+    def __call__(self, residual: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return cauchy(residual, self._delta_for(residual, t))
+
+
+class TukeyLoss(ScheduledDeltaLoss):
+    """:func:`tukey_biweight` with delta(t) from a schedule (``constant`` for a constant delta); float32 or wider."""
+
+    name = "tukey"
+
+    def __call__(self, residual: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return tukey_biweight(residual, self._delta_for(residual, t))
 
 
 class AdaptivePseudoHuberLoss(ScheduledPseudoHuberLoss):
@@ -178,7 +285,7 @@ class AdaptivePseudoHuberLoss(ScheduledPseudoHuberLoss):
 @dataclass
 class LossConfig:
     """Hydra group ``loss/``: which loss and its parameters (options ``l2``, ``huber``, ``scheduled_huber``,
-    ``adaptive_huber``).
+    ``adaptive_huber``, ``cauchy``, ``tukey``).
 
     - ``l2``: the official Grad-TTS score loss, rho(a) = a^2;
     - ``huber``: constant-delta pseudo-Huber, rho(a) = 2 delta (sqrt(a^2 + delta^2) - delta);
@@ -186,39 +293,53 @@ class LossConfig:
       reaches ``delta_min`` at t = 1;
     - ``adaptive_huber``: scheduled pseudo-Huber with delta_min = the ``quantile`` of the per-element |residual|
       of the starting model on the training set (at t in 0.1, 0.3, ..., 0.9, seeded noise), measured once
-      before training and recorded in the run's ``run.json``.
+      before training and recorded in the run's ``run.json``;
+    - ``cauchy``: rho(a) = delta^2 log(1 + a^2 / delta^2), and ``tukey``: Tukey's biweight scaled to ~a^2 near 0
+      (see :func:`tukey_biweight`). Both take delta(t) from the same fields as ``scheduled_huber``:
+      ``delta_min`` and ``schedule`` (``loss=cauchy loss.schedule=constant loss.delta_min=0.5`` is a
+      constant-delta Cauchy loss with delta = 0.5); the ``huber`` field ``delta`` is not read.
 
-    The beta range (used by the ``snr`` schedule only) is None to take the model's own.
+    Schedules (``schedule``): ``exponential`` delta_min^t (the paper's), ``linear`` 1 - (1 - delta_min) t,
+    ``step`` 1 for t < ``step_t`` then delta_min, ``constant`` delta_min, ``increasing`` delta_min^(1 - t) (the
+    only one that starts at delta_min; ``backwards`` is an alias that gives the same run, identity and tag),
+    ``snr`` (1 - delta_min) / (1 + r_t)^2 + delta_min with r_t the noise-to-signal ratio. ``step_t`` is read by
+    the step schedule only, and the beta range by ``snr`` only (None to take the model's own).
     """
 
-    name: str = "l2"                   # l2 | huber | scheduled_huber | adaptive_huber
+    name: str = "l2"                   # l2 | huber | scheduled_huber | adaptive_huber | cauchy | tukey
     delta: float = 0.1                 # huber
-    delta_min: float = 0.1             # scheduled_huber: delta at t = 1
-    # scheduled_huber, adaptive_huber: exponential (the paper's, delta_min**t) | snr | constant | backwards
+    delta_min: float = 0.1             # scheduled_huber, cauchy, tukey: delta at t = 1 (at t = 0 for increasing)
+    # scheduled_huber, adaptive_huber, cauchy, tukey:
+    # exponential (the paper's) | linear | step | constant | increasing (alias backwards) | snr
     schedule: str = "exponential"
+    step_t: float = STEP_T             # step schedule: delta = 1 for t < step_t, delta_min from step_t on
     quantile: float = 0.5              # adaptive_huber: delta_min = this quantile of the starting |residual|
     beta_min: Optional[float] = None   # snr schedule: None uses the model's beta range
     beta_max: Optional[float] = None
 
 
+_SCHEDULED_CLASSES = {"scheduled_huber": ScheduledPseudoHuberLoss, "cauchy": CauchyLoss, "tukey": TukeyLoss}
+
+
 def build_loss(name: str = "l2", *, delta: float = 0.1, delta_min: float = 0.1, schedule: str = "exponential",
                beta_min: float = 0.05, beta_max: float = 20.0, noise_to_signal: NoiseToSignal | None = None,
-               quantile: float = 0.5) -> ScoreLoss:
+               quantile: float = 0.5, step_t: float = STEP_T) -> ScoreLoss:
     """Make a loss from config values; ``noise_to_signal`` defaults to the linear-beta VP SDE's.
 
-    ``adaptive_huber`` takes its measured delta_min as ``delta_min`` (``quantile`` is recorded with it).
+    ``adaptive_huber`` takes its measured delta_min as ``delta_min`` (``quantile`` is recorded with it);
+    ``step_t`` is the switch time of the ``step`` schedule.
     """
     if name == "l2":
         return L2Loss()
     if name == "huber":
         return PseudoHuberLoss(delta)
-    if name in ("scheduled_huber", "adaptive_huber"):
+    if name in (*SCHEDULED_LOSSES, "adaptive_huber"):
         if noise_to_signal is None and schedule == "snr":
             noise_to_signal = vp_noise_to_signal(beta_min, beta_max)
-        sched = DeltaSchedule(schedule, delta_min, noise_to_signal)
-        if name == "scheduled_huber":
-            return ScheduledPseudoHuberLoss(sched)
-        return AdaptivePseudoHuberLoss(sched, quantile)
+        sched = DeltaSchedule(schedule, delta_min, noise_to_signal, t_step=step_t)
+        if name == "adaptive_huber":
+            return AdaptivePseudoHuberLoss(sched, quantile)
+        return _SCHEDULED_CLASSES[name](sched)
     raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
 
 
@@ -230,6 +351,7 @@ def loss_from_config(cfg, beta_min: float = 0.05, beta_max: float = 20.0, measur
     ``measured_delta_min`` is required by ``adaptive_huber`` (the value its quantile rule gave).
     """
     get = cfg.get if hasattr(cfg, "get") else (lambda k, d=None: getattr(cfg, k, d))
+    step_t = float(get("step_t", STEP_T))
     if get("name", "l2") == "adaptive_huber":
         if measured_delta_min is None:
             raise ValueError("loss=adaptive_huber needs its delta_min measured from the data first "
@@ -239,9 +361,10 @@ def loss_from_config(cfg, beta_min: float = 0.05, beta_max: float = 20.0, measur
             raise ValueError(f"loss.quantile must lie in (0, 1), got {q}")
         return build_loss("adaptive_huber", delta_min=measured_delta_min, schedule=get("schedule", "exponential"),
                           beta_min=beta_min if get("beta_min", None) is None else get("beta_min"),
-                          beta_max=beta_max if get("beta_max", None) is None else get("beta_max"), quantile=q)
+                          beta_max=beta_max if get("beta_max", None) is None else get("beta_max"), quantile=q,
+                          step_t=step_t)
     bmin = get("beta_min", None)
     bmax = get("beta_max", None)
     return build_loss(get("name", "l2"), delta=get("delta", 0.1), delta_min=get("delta_min", 0.1),
                       schedule=get("schedule", "exponential"), beta_min=beta_min if bmin is None else bmin,
-                      beta_max=beta_max if bmax is None else bmax)
+                      beta_max=beta_max if bmax is None else bmax, step_t=step_t)

@@ -41,7 +41,7 @@ from torch import nn
 
 from gradtts.errors import UserError
 from gradtts.io import atomic_path, atomic_write_text, write_csv
-from gradtts.losses import LOSSES, SCHEDULES, ScoreLoss, build_loss
+from gradtts.losses import SCHEDULED_LOSSES, SCHEDULES, ScoreLoss, build_loss, canonical_schedule
 from gradtts.model.diffusion import beta, beta_integral
 from gradtts.report.stats import t_interval
 
@@ -54,6 +54,8 @@ T_OFFSET = 1e-5          # t ~ U(offset, 1 - offset), as Diffusion.compute_loss
 PE_SCALE = 1000.0        # the time embedding's scale, as Grad-TTS's estimator
 N_FREQS = 16
 DEFAULT_LOSSES = ("l2", "huber:0.1", "huber:1", "scheduled_huber:0.1", "scheduled_huber:0.01")
+#: The losses the toy trains with: a fixed δ or a schedule's δ_min given on the command line.
+TOY_LOSSES = ("l2", "huber", *SCHEDULED_LOSSES)
 
 RUN_FIELDS = ("p", "loss", "seed", "n_train", "n_outliers", "n_samples", "leakage", "leakage_ref", "clean_std",
               "clean_std_true", "clean_std_err", "clean_shift", "final_loss")
@@ -82,24 +84,26 @@ class LossSpec:
         """The loss object of :mod:`gradtts.losses`."""
         if self.name == "huber":
             return build_loss("huber", delta=self.value)
-        if self.name == "scheduled_huber":
-            return build_loss("scheduled_huber", delta_min=self.value, schedule=self.schedule,
+        if self.name in SCHEDULED_LOSSES:
+            return build_loss(self.name, delta_min=self.value, schedule=self.schedule,
                               beta_min=BETA_MIN, beta_max=BETA_MAX)
         return build_loss(self.name)
 
 
 def parse_loss_spec(text: str) -> LossSpec:
-    """``l2`` | ``huber:DELTA`` | ``scheduled_huber:DELTA_MIN[:SCHEDULE]`` -> :class:`LossSpec`."""
-    form = "write l2, huber:DELTA or scheduled_huber:DELTA_MIN[:SCHEDULE], e.g. huber:0.1, scheduled_huber:0.01"
+    """``l2`` | ``huber:DELTA`` | ``scheduled_huber:DELTA_MIN[:SCHEDULE]`` (or ``cauchy``/``tukey`` in the same
+    form) -> :class:`LossSpec`. ``adaptive_huber`` is not offered: its δ is measured on a model's residuals."""
+    form = ("write l2, huber:DELTA or scheduled_huber|cauchy|tukey:DELTA_MIN[:SCHEDULE], e.g. huber:0.1, "
+            "scheduled_huber:0.01")
     parts = text.strip().split(":")
     name = parts[0]
-    if name not in LOSSES:
-        raise argparse.ArgumentTypeError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)} ({form})")
+    if name not in TOY_LOSSES:
+        raise argparse.ArgumentTypeError(f"unknown loss {name!r}; choose one of {', '.join(TOY_LOSSES)} ({form})")
     if name == "l2":
         if len(parts) != 1:
             raise argparse.ArgumentTypeError(f"loss {text!r}: l2 takes no parameter ({form})")
         return LossSpec("l2")
-    if len(parts) < 2 or len(parts) > (3 if name == "scheduled_huber" else 2):
+    if len(parts) < 2 or len(parts) > (3 if name in SCHEDULED_LOSSES else 2):
         raise argparse.ArgumentTypeError(f"loss {text!r}: {form}")
     try:
         value = float(parts[1])
@@ -111,6 +115,7 @@ def parse_loss_spec(text: str) -> LossSpec:
     if schedule not in SCHEDULES:
         raise argparse.ArgumentTypeError(f"loss {text!r}: unknown schedule {schedule!r}; choose one of "
                                          f"{', '.join(SCHEDULES)}")
+    schedule = canonical_schedule(schedule)  # one label per schedule, whichever name was given
     return LossSpec(name, value, schedule)
 
 

@@ -13,9 +13,9 @@ joblib's, is not seen; such tests are judged by hand).
 
 No skips: with ``GRADTTS_TESTS_NO_SKIP=1`` in the environment, every test that would skip fails instead,
 quoting its skip reason. Tests skip only for what a user's machine may lack: the real speech of
-``../shared/data`` and the whole official dictionary (developer checkouts), espeak-ng and flite (Debian
-packages), resemblyzer. CI has all of them, so CI sets the variable, and a dependency that went missing there
-fails the run instead of passing with fewer tests.
+``../shared/data`` and the whole official dictionary (developer checkouts), espeak-ng, flite, chromium and
+chromedriver (Debian packages), resemblyzer, selenium. CI has all of them, so CI sets the variable, and a
+dependency that went missing there fails the run instead of passing with fewer tests.
 """
 
 from __future__ import annotations

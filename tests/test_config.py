@@ -147,8 +147,9 @@ def test_group_options_are_their_dataclass_defaults_except_the_fields_they_set()
     repo = ConfigStore.instance().repo
     options = train_group_options()
     assert {g: sorted(o) for g, (_, o) in options.items()} == {
-        "model": ["gradtts", "small", "tiny"], "data": ["manifest"], "loss": ["huber", "l2", "scheduled_huber"],
-        "optim": ["adam"], "trainer": ["default"]}
+        "model": ["gradtts", "small", "tiny"], "data": ["manifest"],
+        "loss": ["adaptive_huber", "cauchy", "huber", "l2", "scheduled_huber", "tukey"],
+        "optim": ["adam"], "trainer": ["default"], "filter": ["embedding", "none", "residual"]}
     for group, (cls, opts) in options.items():
         assert sorted(repo[group]) == sorted(f"{o}.yaml" for o in opts), group
         for option, fields in opts.items():

@@ -60,13 +60,19 @@ def plot_metric(agg: Sequence[dict], metric: str, path: str | os.PathLike, title
     plt.close(fig)
 
 
-def plot_delta_schedules(path: str | os.PathLike, delta_mins: Sequence[float] = (0.1, 0.01, 0.001),
-                         schedules: Sequence[str] | None = None, beta_min: float = 0.05, beta_max: float = 20.0,
-                         n_points: int = 201) -> None:
-    """Draw δ(t) on t in [0, 1] for each schedule (one panel each, one line per δ_min) to a PNG.
+#: Line styles of :func:`plot_delta_schedules`, so that curves that meet (all reach δ_min at t = 1) stay apart.
+_STYLES = ("-", "--", "-.", ":", (0, (8, 2, 2, 2, 2, 2)), (0, (3, 1, 1, 1)))
 
-    ``schedules`` defaults to every schedule of :data:`gradtts.losses.SCHEDULES`; ``beta_min``/``beta_max``
-    set the noise-to-signal ratio of the ``snr`` schedule.
+
+def plot_delta_schedules(path: str | os.PathLike, delta_mins: Sequence[float] = (0.1, 0.01),
+                         schedules: Sequence[str] | None = None, beta_min: float = 0.05, beta_max: float = 20.0,
+                         step_t: float = 0.5, n_points: int = 401, log_y: bool = True) -> None:
+    """Draw δ(t) on t in [0, 1] to a PNG: one panel per δ_min, one line per schedule.
+
+    ``schedules`` defaults to :data:`gradtts.losses.SCHEDULE_NAMES` (every schedule once, aliases left out);
+    ``beta_min``/``beta_max`` set the noise-to-signal ratio of ``snr`` and ``step_t`` the switch time of
+    ``step``. δ is drawn on a log axis (``log_y``), where the exponential schedule is a straight line.
+    Each panel is 4.0 x 3.2 inches at 100 dpi, with the legend below the panels.
     """
     import matplotlib
 
@@ -75,22 +81,33 @@ def plot_delta_schedules(path: str | os.PathLike, delta_mins: Sequence[float] = 
     import torch
 
     # Imported here: the report stage reads CSV/JSON and should not pay for torch unless it draws this.
-    from gradtts.losses import SCHEDULES, DeltaSchedule, vp_noise_to_signal
+    from gradtts.losses import SCHEDULE_NAMES, DeltaSchedule, vp_noise_to_signal
 
-    schedules = SCHEDULES if schedules is None else schedules
-    t = torch.linspace(0.0, 1.0, n_points)
-    fig, axes = plt.subplots(1, len(schedules), figsize=(3.2 * len(schedules), 3.0), sharey=True, squeeze=False)
-    for ax, name in zip(axes[0], schedules):
-        for dmin in delta_mins:
-            sched = DeltaSchedule(name, dmin, vp_noise_to_signal(beta_min, beta_max))
-            ax.plot(t.numpy(), sched(t).numpy(), label=f"δ_min={dmin:g}")
-        ax.set_title(name)
+    schedules = SCHEDULE_NAMES if schedules is None else tuple(schedules)
+    if not schedules or not delta_mins:
+        raise ValueError("plot_delta_schedules: give at least one schedule and one delta_min")
+    # float64 so that the step's jump sits exactly at step_t on the grid
+    t = torch.linspace(0.0, 1.0, n_points, dtype=torch.float64)
+    ratio = vp_noise_to_signal(beta_min, beta_max)
+    fig, axes = plt.subplots(1, len(delta_mins), figsize=(4.0 * len(delta_mins), 3.2), sharey=True,
+                             squeeze=False)
+    for ax, dmin in zip(axes[0], delta_mins):
+        for i, name in enumerate(schedules):
+            sched = DeltaSchedule(name, dmin, ratio, t_step=step_t)
+            label = f"{name} (t_step={step_t:g})" if sched.name == "step" else name
+            ax.plot(t.numpy(), sched(t).numpy(), ls=_STYLES[i % len(_STYLES)], lw=1.5, label=label)
+        ax.set_title(f"δ_min = {dmin:g}")
         ax.set_xlabel("diffusion time t")
-        ax.set_yscale("log")
+        if log_y:
+            ax.set_yscale("log")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("δ(t)")
-    axes[0][-1].legend(fontsize=8)
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    ncol = min(len(labels), 3 * len(delta_mins))
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+    # Room at the bottom for the legend's rows (about 0.18 inch each).
+    rows = -(-len(labels) // ncol)
+    fig.tight_layout(rect=(0, min(0.5, (0.05 + 0.18 * rows) / 3.2), 1, 1))
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
+        fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gradtts.digest import differences, file_digest
 from gradtts.errors import UserError
+from gradtts.losses import SCHEDULE_ALIASES, SCHEDULED_LOSSES, STEP_T
 
 #: Fields of each config group that change the trained weights.
 _OPTIM = ("name", "lr", "betas", "eps", "weight_decay", "warmup_steps", "grad_clip")
@@ -42,38 +43,66 @@ def tensors_digest(state: Mapping[str, Any]) -> str:
 
 
 def loss_identity(loss: Mapping[str, Any]) -> dict[str, Any]:
-    """Only the loss fields its family reads (δ of l2 is meaningless and must not split arms)."""
+    """Only the loss fields its family reads (δ of l2 is meaningless and must not split arms).
+
+    A schedule alias is resolved, so ``backwards`` and ``increasing`` give one identity; it is recorded as
+    ``backwards``, the name the first such runs were recorded under, so that their identities and directory
+    tags stay valid. ``step_t`` enters for the step schedule only, so the other identities are as before.
+    """
     name = loss.get("name", "l2")
     out: dict[str, Any] = {"name": name}
     if name == "huber":
         out["delta"] = float(loss["delta"])
-    elif name in ("scheduled_huber", "adaptive_huber"):
-        if name == "scheduled_huber":
-            out["delta_min"] = float(loss["delta_min"])
-        else:
+    elif name in (*SCHEDULED_LOSSES, "adaptive_huber"):
+        if name == "adaptive_huber":
             out["quantile"] = float(loss.get("quantile", 0.5))
-        out["schedule"] = loss["schedule"]
-        if loss["schedule"] == "snr":
+        else:
+            out["delta_min"] = float(loss["delta_min"])
+        schedule = SCHEDULE_ALIASES.get(loss["schedule"], loss["schedule"])
+        out["schedule"] = _RECORDED_SCHEDULE.get(schedule, schedule)
+        if schedule == "step":
+            out["step_t"] = float(loss.get("step_t", STEP_T))
+        if schedule == "snr":
             out["beta_min"], out["beta_max"] = loss.get("beta_min"), loss.get("beta_max")
     return out
 
 
-def _describe(loss: Mapping[str, Any], huber: str, scheduled: str, adaptive: str) -> str:
+#: Documented schedule name -> the name identities and tags record (see :func:`loss_identity`).
+_RECORDED_SCHEDULE = {"increasing": "backwards"}
+
+_LABELS = {"huber": "huber(δ={delta:g})", "scheduled_huber": "scheduled_huber({schedule}, δ_min={delta_min:g})",
+           "adaptive_huber": "adaptive_huber({schedule}, q={quantile:g})",
+           "cauchy": "cauchy({schedule}, δ_min={delta_min:g})", "tukey": "tukey({schedule}, δ_min={delta_min:g})"}
+_TAGS = {"huber": "huber_d{delta:g}", "scheduled_huber": "scheduled_huber_{schedule}_dmin{delta_min:g}",
+         "adaptive_huber": "adaptive_huber_{schedule}_q{quantile:g}",
+         "cauchy": "cauchy_{schedule}_dmin{delta_min:g}", "tukey": "tukey_{schedule}_dmin{delta_min:g}"}
+
+
+def _describe(loss: Mapping[str, Any], formats: Mapping[str, str], label: bool) -> str:
     ident = loss_identity(loss)
-    fmt = {"huber": huber, "scheduled_huber": scheduled, "adaptive_huber": adaptive}.get(ident["name"])
-    return fmt.format(**ident) if fmt else str(ident["name"])
+    fmt = formats.get(ident["name"])
+    if not fmt:
+        return str(ident["name"])
+    fields = dict(ident)
+    if "schedule" in fields:
+        sched = fields["schedule"]
+        if sched == "step":
+            fields["schedule"] = f"step at t={ident['step_t']:g}" if label else f"step{ident['step_t']:g}"
+        elif label:
+            # A label is for readers: the documented name (tags keep the recorded one).
+            fields["schedule"] = SCHEDULE_ALIASES.get(sched, sched)
+    return fmt.format(**fields)
 
 
 def loss_label(loss: Mapping[str, Any]) -> str:
-    """A human label, e.g. ``scheduled_huber(exponential, δ_min=0.1)``."""
-    return _describe(loss, "huber(δ={delta:g})", "scheduled_huber({schedule}, δ_min={delta_min:g})",
-                     "adaptive_huber({schedule}, q={quantile:g})")
+    """A human label, e.g. ``scheduled_huber(exponential, δ_min=0.1)``, ``cauchy(step at t=0.5, δ_min=0.1)``."""
+    return _describe(loss, _LABELS, label=True)
 
 
 def loss_tag(loss: Mapping[str, Any]) -> str:
-    """A directory-safe tag: ``l2``, ``huber_d0.1``, ``scheduled_huber_exponential_dmin0.01``."""
-    return _describe(loss, "huber_d{delta:g}", "scheduled_huber_{schedule}_dmin{delta_min:g}",
-                     "adaptive_huber_{schedule}_q{quantile:g}")
+    """A directory-safe tag: ``l2``, ``huber_d0.1``, ``scheduled_huber_exponential_dmin0.01``,
+    ``tukey_step0.5_dmin0.1`` (the reverse-exponential schedule is tagged ``backwards`` under either name)."""
+    return _describe(loss, _TAGS, label=False)
 
 
 def filter_identity(flt: Mapping[str, Any] | None) -> dict[str, Any] | None:
