@@ -36,6 +36,7 @@ def _model_and_set(base_ckpt, feats):
     return model, MelDataset(items, {"T": 3}, model.n_feats)
 
 
+@pytest.mark.slow  # 17 CPU-s on the loaded 2-core machine (alignment JIT, two probes)
 def test_probe_residual_is_the_score_loss_at_that_time(base_ckpt, few):
     """msr[i, k] equals the decoder's own L2 score loss of clip i alone at t_k with the same noise."""
     model, ds = _model_and_set(base_ckpt, few)
@@ -135,6 +136,7 @@ def _ft(feats, out, base, *extra):
         "optim.lr=1e-3", *extra))
 
 
+@pytest.mark.slow  # a probe pass and two fine-tunings: 24 CPU-s on the loaded 2-core machine
 def test_residual_filter_run_records_its_choice_and_reuses_it(base_ckpt, few, tmp_path):
     out = tmp_path / "ft"
     cfg = _ft(few, out, base_ckpt, "filter=residual", "filter.probe_steps=3", "filter.drop=0.2")
@@ -161,6 +163,7 @@ def test_residual_filter_run_records_its_choice_and_reuses_it(base_ckpt, few, tm
     assert os.stat(out / "filter.json").st_mtime_ns == stamp
 
 
+@pytest.mark.slow  # a fine-tuning and three probes: 30 CPU-s on the loaded 2-core machine
 def test_adaptive_huber_measures_delta_min_on_the_starting_model(base_ckpt, few, tmp_path):
     out = tmp_path / "ada"
     train(_ft(few, out, base_ckpt, "loss=adaptive_huber", "loss.quantile=0.3"))

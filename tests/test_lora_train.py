@@ -26,6 +26,7 @@ def _cfg(feats, out, base, steps, *extra):
         "data.out_size=32", "optim.lr=1e-2", "adapt.method=lora", "adapt.rank=2", *extra))
 
 
+@pytest.mark.slow  # a LoRA fine-tuning and a voice load: 12 CPU-s on the loaded 2-core machine
 def test_lora_run_trains_adapters_only_and_writes_a_voice(base_ckpt, tmp_path):
     feats = make_feats(tmp_path / "few", {"T": 6}, seed=2)
     out = tmp_path / "ft"
@@ -59,6 +60,7 @@ def test_lora_run_trains_adapters_only_and_writes_a_voice(base_ckpt, tmp_path):
     assert all(torch.allclose(sv[k], st[k], atol=1e-6) for k in st)
 
 
+@pytest.mark.slow  # two LoRA fine-tunings: 14 CPU-s on the loaded 2-core machine
 def test_lora_run_resumes_its_adapters(base_ckpt, tmp_path):
     feats = make_feats(tmp_path / "few", {"T": 6}, seed=2)
     out = tmp_path / "ft"
@@ -73,6 +75,7 @@ def test_lora_run_resumes_its_adapters(base_ckpt, tmp_path):
         train(_cfg(feats, tmp_path / "bad", base_ckpt, 1, "adapt.method=loRA"))
 
 
+@pytest.mark.slow  # a LoRA fine-tuning and two syntheses: 16 CPU-s on the loaded 2-core machine
 def test_synthesis_takes_a_voice_file_on_its_base(tmp_path):
     import numpy as np
     import soundfile as sf
