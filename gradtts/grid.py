@@ -219,8 +219,24 @@ def step0_checkpoints(exp: Path, runs: list[Run]) -> dict[str, Path]:
                 groups[d[:10]].append(str(f.relative_to(exp)))
             raise SystemExit(f"step-0 models of pair {pair} differ between runs (different base checkpoints or "
                              f"speaker set-ups?): {dict(groups)}")
-        out[pair] = files[0]
+        out[pair] = _recorded_step0(exp, pair, files) or files[0]
     return out
+
+
+def _recorded_step0(exp: Path, pair: str, files: list[Path]) -> Path | None:
+    """The file step 0 of the pair was synthesised from before, when it is still one of ``files``.
+
+    Every run of a pair holds the same step-0 weights in files that differ (each records its own run), so a run
+    added later (a new arm) must not replace the file the existing step-0 wavs are recorded against.
+    """
+    from gradtts.digest import file_digest
+
+    record = layout.step0_dir(exp, pair) / "synth" / "step_0000000" / "synth.json"
+    try:
+        wanted = json.loads(record.read_text(encoding="utf-8"))["settings"]["checkpoint_sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return next((f for f in files if file_digest(f) == wanted), None)
 
 
 def _override_key(override: str) -> str:

@@ -139,7 +139,8 @@ def _ft(feats, out, base, *extra):
 @pytest.mark.slow  # a probe pass and two fine-tunings: 24 CPU-s on the loaded 2-core machine
 def test_residual_filter_run_records_its_choice_and_reuses_it(base_ckpt, few, tmp_path):
     out = tmp_path / "ft"
-    cfg = _ft(few, out, base_ckpt, "filter=residual", "filter.probe_steps=3", "filter.drop=0.2")
+    # +study.*: a grid job's extra keys, which the probe's own config must leave out.
+    cfg = _ft(few, out, base_ckpt, "filter=residual", "filter.probe_steps=3", "filter.drop=0.2", "+study.pair=T_C")
     train(cfg)
     flt = json.loads((out / "filter.json").read_text())
     rec = json.loads((out / "run.json").read_text())
@@ -158,7 +159,7 @@ def test_residual_filter_run_records_its_choice_and_reuses_it(base_ckpt, few, tm
         assert sorted(line.split("\t")[1] for line in list(f)[1:]) == sorted(kept)
     # Extending the run reuses the choice instead of probing again.
     stamp = os.stat(out / "filter.json").st_mtime_ns
-    train(_ft(few, out, base_ckpt, "filter=residual", "filter.probe_steps=3", "filter.drop=0.2",
+    train(_ft(few, out, base_ckpt, "filter=residual", "filter.probe_steps=3", "filter.drop=0.2", "+study.pair=T_C",
               "trainer.max_steps=5"))
     assert os.stat(out / "filter.json").st_mtime_ns == stamp
 

@@ -187,3 +187,31 @@ def test_synthesis_of_pairs_without_runs_says_so(tmp_path):
     (tmp_path / "finetune/A_B/l2/p0.00/seed0/ckpt").mkdir(parents=True)
     with pytest.raises(SystemExit, match="no fine-tuning runs found for pairs C_D"):
         grid.synth_all(tmp_path, [0], pairs={"C_D"})
+
+
+def test_step0_keeps_the_checkpoint_its_wavs_were_made_from(tmp_path):
+    """A new arm's runs hold the same step-0 weights in other files: step 0 is not re-synthesised from them."""
+    import json
+
+    import torch
+
+    from gradtts.digest import file_digest
+    from gradtts.model.checkpoint import save_checkpoint
+    from gradtts.model.config import build_model
+    from gradtts.train.cli import compose
+
+    exp = tmp_path / "exp"
+    torch.manual_seed(0)
+    model = build_model(compose(["data.feats_dir=x", "model=tiny"]).model, n_spks=3)
+    files = []
+    for tag in ("l2", "adaptive_huber_exponential_q0.5"):  # the new arm sorts first
+        ckpt = layout.run_dir(exp, "a_b", tag, 0.0, 0) / "ckpt"
+        ckpt.mkdir(parents=True)
+        save_checkpoint(ckpt / "step_0000000.pt", model, dictionary=None, step=0, identity={"arm": tag})
+        files.append(ckpt / "step_0000000.pt")
+    runs = grid.find_runs(exp)
+    assert grid.step0_checkpoints(exp, runs)["a_b"] == files[1]  # nothing synthesised yet: the first in order
+    record = layout.step0_dir(exp, "a_b") / "synth" / "step_0000000" / "synth.json"
+    record.parent.mkdir(parents=True)
+    record.write_text(json.dumps({"settings": {"checkpoint_sha256": file_digest(files[0])}, "utts": {}}))
+    assert grid.step0_checkpoints(exp, runs)["a_b"] == files[0]

@@ -130,7 +130,11 @@ def embedding_filter(manifest: Manifest, items: Sequence[ManifestEntry], drop: f
 # ---- residual ------------------------------------------------------------------------------------------------
 def probe_config(cfg: DictConfig) -> DictConfig:
     """The short L2 pass of the residual filter: the run's config with L2, no filter, its own directory."""
-    probe = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    from gradtts.train.config import TrainConfig
+
+    # Only the trainer's own fields: a grid job's extra keys (study.*) would not pass the schema.
+    fields = set(TrainConfig.__dataclass_fields__)
+    probe = OmegaConf.create({k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k in fields})
     fc = cfg.filter
     probe.loss = {"name": "l2"}
     probe.filter = {"name": "none"}
