@@ -115,6 +115,7 @@ def _read(path):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow  # a quick run in process and again in a subprocess: 12 CPU-s in a loaded CI run
 def test_a_quick_run_writes_its_tables_and_figure_and_is_bit_reproducible(tmp_path, capsys):
     assert toy.main(QUICK + ["--out", str(tmp_path / "a")]) == 0
     summary = capsys.readouterr().out
