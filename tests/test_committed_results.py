@@ -17,7 +17,7 @@ from gradtts.report.tables import BEGIN_MARKER, END_MARKER, read_csv
 REPO = Path(__file__).resolve().parents[1]
 EGS = REPO / "egs" / "synthvox"
 STUDY = EGS / "results" / "study" / "finetune"
-CSVS = ("runs.csv", "results.csv", "paired.csv", "step0.csv", "ranking.csv", "ranking_summary.csv")
+CSVS = ("runs.csv", "results.csv", "paired.csv", "step0.csv", "ranking.csv", "ranking_summary.csv", "arms.csv")
 
 
 def _block(text: str) -> str:

@@ -127,30 +127,22 @@ def lora_identity(adapt: Mapping[str, Any] | None) -> dict[str, Any] | None:
             "lora_targets": sorted(adapt.get("lora_targets") or [])}
 
 
+def _with_arm_parts(base: str, flt: Mapping[str, Any] | None, adapt: Mapping[str, Any] | None,
+                    filter_fmt: str, lora_fmt: str) -> str:
+    f, lo = filter_identity(flt), lora_identity(adapt)
+    return base + (filter_fmt.format(**f) if f else "") + (lora_fmt.format(**lo) if lo else "")
+
+
 def arm_label(loss: Mapping[str, Any], flt: Mapping[str, Any] | None = None,
               adapt: Mapping[str, Any] | None = None) -> str:
     """The loss label plus the filter and the adaptation method when they are not the defaults."""
-    out = loss_label(loss)
-    f = filter_identity(flt)
-    if f:
-        out += f" + {f['name']} filter (drop {f['drop']:g})"
-    lo = lora_identity(adapt)
-    if lo:
-        out += f" + LoRA r={lo['rank']}"
-    return out
+    return _with_arm_parts(loss_label(loss), flt, adapt, " + {name} filter (drop {drop:g})", " + LoRA r={rank}")
 
 
 def arm_tag(loss: Mapping[str, Any], flt: Mapping[str, Any] | None = None,
             adapt: Mapping[str, Any] | None = None) -> str:
     """A directory-safe arm tag: :func:`loss_tag`, then ``_filter-residual0.3`` and ``_lora-r4`` when set."""
-    out = loss_tag(loss)
-    f = filter_identity(flt)
-    if f:
-        out += f"_filter-{f['name']}{f['drop']:g}"
-    lo = lora_identity(adapt)
-    if lo:
-        out += f"_lora-r{lo['rank']}"
-    return out
+    return _with_arm_parts(loss_tag(loss), flt, adapt, "_filter-{name}{drop:g}", "_lora-r{rank}")
 
 
 def run_identity(cfg: DictConfig | Mapping[str, Any], manifest_file: str | Path | None = None) -> dict[str, Any]:
