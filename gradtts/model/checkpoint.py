@@ -110,16 +110,22 @@ def _diagnose(sd: dict[str, torch.Tensor], model: GradTTS, err: Exception) -> st
             + (f"\n  ({err})" if not (missing or unexpected or mismatched) else ""))
 
 
+def load_torch_file(path: Path, what: str = "checkpoint", error: type[Exception] = CheckpointError) -> Any:
+    """``torch.load(weights_only=True)`` on CPU; a missing or unreadable file raises ``error`` naming it."""
+    if not path.is_file():
+        raise error(f"{path}: {what} not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise error(f"{path}: cannot be read as a torch {what} with weights_only=True "
+                    f"({exc.__class__.__name__}: {first})") from exc
+
+
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], CheckpointInfo]:
     """Read a checkpoint file without building a model: ``(state_dict, info)``."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"{path}: cannot be read as a torch checkpoint with weights_only=True "
-                              f"({exc.__class__.__name__}: {str(exc).splitlines()[0]})") from exc
+    obj = load_torch_file(path)
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         sd = obj["model"]
         info = CheckpointInfo(path, FORMAT, dict(obj["config"]), obj.get("dictionary"), dict(obj.get("spk2id") or {}),

@@ -24,7 +24,8 @@ import torch
 
 from gradtts.digest import file_digest
 from gradtts.io import atomic_torch_save
-from gradtts.model.checkpoint import CheckpointError, CheckpointInfo, load_checkpoint, read_checkpoint, save_checkpoint
+from gradtts.model.checkpoint import (CheckpointError, CheckpointInfo, load_checkpoint, load_torch_file,
+                                     read_checkpoint, save_checkpoint)
 from gradtts.model.gradtts import GradTTS
 from gradtts.model.lora import inject_lora, load_lora_state_dict, lora_info, lora_state_dict, merge_lora
 from gradtts.model.lora import plain_state_dict
@@ -113,13 +114,7 @@ def save_voice(path: str | os.PathLike, model: GradTTS, *, base_path: str | os.P
 def read_voice(path: str | os.PathLike) -> dict[str, Any]:
     """The payload of a voice file, checked for its format and version."""
     path = Path(path)
-    if not path.is_file():
-        raise VoiceError(f"{path}: voice file not found")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise VoiceError(f"{path}: cannot be read with torch.load(weights_only=True) "
-                         f"({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
+    obj = load_torch_file(path, "voice file", VoiceError)
     if not (isinstance(obj, dict) and obj.get("format") == FORMAT):
         raise VoiceError(f"{path}: not a voice file (no format '{FORMAT}'); a full checkpoint loads with "
                          "gradtts.model.checkpoint.load_checkpoint")
