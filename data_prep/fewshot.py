@@ -9,9 +9,10 @@ for each fraction p it writes ``OUT_DIR/p{p:.2f}/``, a data dir in which ceil(p*
 replaced by the intruder C's items, still labelled as T (ids ``<T>-intruder-<C's utt>``), listed in
 its ``corrupt`` file. Intruders are nested: a larger p keeps the smaller p's intruders and
 replacements. Also writes ``ref_target/``, ``ref_intruder/``, ``test_texts.txt`` (texts of neither
-speaker's few-shot items) and ``fewshot.json``. Impossible requests (too few utterances, N < 1,
-negative counts) fail before anything is written. A re-run into the same OUT_DIR leaves exactly the sets
-it lists: ``p*`` set dirs of an earlier run with other fractions are removed (and named).
+speaker's few-shot items), ``ref_test/`` (the target's recordings of those texts) and ``fewshot.json``.
+Impossible requests (too few utterances, N < 1, negative counts) fail before anything is written. A re-run
+into the same OUT_DIR leaves exactly the sets it lists: ``p*`` set dirs of an earlier run with other
+fractions are removed (and named).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from gradtts.data.datadir import DataDir, read_datadir, write_datadir
 from gradtts.io import atomic_write_text
-from gradtts.layout import REF_INTRUDER, REF_TARGET, TEST_TEXTS, is_set_name, set_name
+from gradtts.layout import REF_INTRUDER, REF_TARGET, REF_TEST, TEST_TEXTS, is_set_name, set_name
 from gradtts.logs import setup_logging
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,8 @@ def write_sets(d: DataDir, out: Path, chosen: dict) -> list[Path]:
         write_datadir(out / set_name(p), s)
     write_datadir(out / REF_TARGET, d.subset(chosen["ref_target"]))
     write_datadir(out / REF_INTRUDER, d.subset(chosen["ref_intruder"]))
+    # The target's own recordings of the test sentences: what fidelity (MCD, log-F0 RMSE) compares with.
+    write_datadir(out / REF_TEST, d.subset(chosen["test"]))
     atomic_write_text(out / TEST_TEXTS, "".join(f"{u} {d.texts[u]}\n" for u in chosen["test"]))
     # Sets of an earlier run with other fractions would be picked up by globs (p*/) as if part of this one.
     removed = stale_sets(out, {set_name(p) for p in chosen["fractions"]})

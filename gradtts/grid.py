@@ -54,7 +54,7 @@ DEFAULT_LOSSES = ("l2", "huber", "scheduled_huber")
 SYNTH_DEFAULTS = {"synth.vocoder": "hifigan"}
 # Fields the grid sets per run; an override of one would be silently replaced, so it is refused.
 SYNTH_PER_RUN = ("texts", "text_format", "checkpoints", "steps", "out_dir")
-SCORE_PER_RUN = ("gen_dir", "ref_target", "ref_intruder", "out_dir", "meta")
+SCORE_PER_RUN = ("gen_dir", "ref_target", "ref_intruder", "out_dir", "meta", "ref_same_text")
 
 
 #: ``run.json`` records that the score summaries carry on to the report when a run has them.
@@ -342,9 +342,12 @@ def score_config(overrides: Sequence[str] = ()) -> Any:
 def score_all(exp: Path, overrides: Sequence[str] = (), pairs: Collection[str] | None = None) -> None:
     """Score every synthesised step of every run (and step 0 of each pair) against the pair's references.
 
+    Speaker similarity goes to ``summary.json``; fidelity to the target's recordings of the same sentences
+    (``ref_test/``) to ``fidelity.json`` beside it.
+
     ``overrides``: Hydra overrides of ``gradtts-score``'s settings (``encoder=ecapa``, ``device=cuda``...).
     """
-    from gradtts.scoring.cli import score
+    from gradtts.scoring.cli import score, score_fidelity
 
     base = score_config(overrides)
     runs = find_runs(exp, pairs)
@@ -361,11 +364,19 @@ def score_all(exp: Path, overrides: Sequence[str] = (), pairs: Collection[str] |
                 todo.append((run.pair, gen, run.path / "score" / gen.name, {**run.meta, "step": int(gen.name[5:])}))
     if not todo:
         raise SystemExit(f"{exp}/finetune: nothing synthesised yet{_of(pairs)} (run stage 6 first)")
+    no_fidelity = sorted({pair for pair, *_ in todo if not layout.ref_test_dir(exp, pair).is_dir()})
+    if no_fidelity:
+        log.warning("pairs %s have no %s (few-shot sets made before it existed): their fidelity (MCD, log-F0 RMSE) is "
+                    "not measured; re-run stage 4 for them (--force_stage 4, the sets stay the same) to add it",
+                    no_fidelity, layout.REF_TEST)
+    ref_cache: dict = {}  # each pair's reference recordings are analysed once, not once per run
     for i, (pair, gen, out, meta) in enumerate(todo, 1):
         log.info("[%d/%d] scoring %s", i, len(todo), gen.relative_to(exp))
         ref_t, ref_c = layout.ref_dirs(exp, pair)
         score(dataclasses.replace(base, gen_dir=str(gen), ref_target=str(ref_t), ref_intruder=str(ref_c),
                                   out_dir=str(out), meta={**meta, **_synth_meta(gen)}))
+        if pair not in no_fidelity:
+            score_fidelity(gen, layout.ref_test_dir(exp, pair), out, base.overwrite, ref_cache)
 
 
 def _of(pairs: Collection[str] | None) -> str:
@@ -375,7 +386,7 @@ def _of(pairs: Collection[str] | None) -> str:
 # ---- results ----------------------------------------------------------------------------------------------------
 #: The small per-run files a report is made from (no checkpoints, no audio).
 SMALL_FILES = ("run.json", "train_log.tsv", "ckpt/step_*.residuals.tsv", "synth/step_*/synth.json",
-               "score/step_*/summary.json", "filter.json")
+               "score/step_*/summary.json", "score/step_*/fidelity.json", "filter.json")
 
 
 def collect_small(exp: Path, dest: Path) -> int:

@@ -2,6 +2,7 @@
 
     EXP/fewshot/<T>_<C>/p0.30/[feats/]       a corrupted few-shot set (stage 4) and its features
     EXP/fewshot/<T>_<C>/ref_target/, ref_intruder/, test_texts.txt, fewshot.json
+    EXP/fewshot/<T>_<C>/ref_test/            the target's real recordings of the test sentences (fidelity)
     EXP/finetune/<T>_<C>/<loss tag>/p0.30/seed<k>/   a fine-tuning run (stage 5): run.json, ckpt/, synth/, score/
     EXP/finetune/<T>_<C>/step0/              step 0 of the pair (stages 6-7 synthesise and score it once)
     EXP/finetune/.hydra/<job number>/        Hydra's records of the stage-5 multirun
@@ -32,6 +33,7 @@ SWEEP = ".hydra"
 TEST_TEXTS = "test_texts.txt"
 REF_TARGET = "ref_target"
 REF_INTRUDER = "ref_intruder"
+REF_TEST = "ref_test"
 
 _SET = re.compile(r"^p(?P<p>\d+(?:\.\d+)?)$")
 SEED = "seed"
@@ -109,6 +111,11 @@ def ref_dirs(exp: str | Path, pair: str) -> tuple[Path, Path]:
     """The held-out reference sets of the target and of the intruder."""
     fs = fewshot_dir(exp, pair)
     return fs / REF_TARGET, fs / REF_INTRUDER
+
+
+def ref_test_dir(exp: str | Path, pair: str) -> Path:
+    """The target's real recordings of the test sentences (a data dir keyed by the test texts' utterance ids)."""
+    return fewshot_dir(exp, pair) / REF_TEST
 
 
 def finetune_root(exp: str | Path) -> Path:

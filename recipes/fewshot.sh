@@ -51,6 +51,7 @@ device=auto             # stages 3, 5, 6: auto | cpu | cuda
 encoder=ge2e            # stage 7: ge2e | ecapa
 encoder_source=         # stage 7: ECAPA model directory
 results_md=             # stage 8: also refresh the generated block of this RESULTS.md (curated text is kept)
+listening=true          # stage 8: also write the listening page, $exp/report/listening/ (index.html, ab.html): true | false
 title="Resilience to corrupted few-shot data"   # stage 8: report title
 
 help_message="Usage: $0 [--option value ...] [hydra.key=value ...]
@@ -66,6 +67,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/utils/parse_options.sh"
 
 [ -n "$pairs" ] || { echo "$0: --pairs \"T:C ...\" is required" >&2; exit 1; }
+case "$listening" in true|false) ;; *) echo "$0: --listening $listening: true or false" >&2; exit 1 ;; esac
 declare -A pair_dir  # T:C -> its directory name
 pair_specs=()
 for spec in $pairs; do  # each pair once, in the order given
@@ -261,7 +263,12 @@ fi
 
 if run_stage 8; then
   log "stage 8: report"
-  gradtts-report root="$exp/finetune" out_dir="$exp/report" "title=$title" ${results_md:+"results_md=$results_md"}
+  report_args=()
+  # The page's clips come from the whole experiment ($exp), the scores from the same summaries as the tables.
+  # No size budget: this page stays in $exp (a committed page is built with a budget, egs/synthvox/listening/).
+  [ "$listening" = true ] && report_args+=("listening.exp=$exp" "listening.max_mb=0")
+  gradtts-report root="$exp/finetune" out_dir="$exp/report" "title=$title" ${results_md:+"results_md=$results_md"} \
+    ${report_args[@]+"${report_args[@]}"}
   done_stage 8
 fi
 log "all requested stages finished; results in $exp/report"

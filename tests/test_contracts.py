@@ -119,6 +119,9 @@ def test_fewshot_and_training_outputs_to_synthesis(study):
     gens.append(layout.step0_dir(exp, PAIR) / "synth/step_0000000")
     assert len(gens) == 5  # 4 runs at step 2 (step 0 only once per pair)
     assert not list((exp / "finetune").glob("*/*/p*/seed0/synth/step_0000000"))
+    # The target's own recordings of the test sentences, which fidelity compares the generated ones with.
+    ref_test = read_datadir(layout.ref_test_dir(exp, PAIR))
+    assert sorted(ref_test.utts) == sorted(test_ids) and all(ref_test.wavs[u] == d.wavs[u] for u in test_ids)
     for gen in gens:
         assert sorted(p.stem for p in gen.glob("*.wav")) == sorted(test_ids)
         rec = json.loads((gen / "synth.json").read_text())
@@ -140,6 +143,12 @@ def test_synthesis_to_scoring(study):
         assert s["encoder"] == "ge2e" and -1 <= s["S_T"] <= 1 and -1 <= s["S_C"] <= 1
         with open(path.parent / "scores.csv") as f:
             assert len(list(csv.DictReader(f))) == 2
+        # Fidelity beside it: the same generated files, each against the target's recording of its sentence.
+        fid = json.loads((path.parent / "fidelity.json").read_text())
+        assert fid["key"]["gen"] == s["key"]["gen"] and fid["n_utts"] == 2
+        assert {r["utt"]: r["ref"] for r in fid["rows"]} == {Path(g).stem: Path(study["data"].wavs[Path(g).stem]).name
+                                                            for g in s["key"]["gen"]}
+        assert 0 < fid["mean"]["mcd_db"] < 60 and fid["settings"]["n_cep"] == 24
     step0 = json.loads((exp / "finetune" / PAIR / "step0/score/step_0000000/summary.json").read_text())
     assert step0["kind"] == "step0" and step0["step"] == 0 and step0["arm_id"] is None
     s = json.loads((exp / "finetune" / PAIR / "l2/p0.50/seed0/score/step_0000002/summary.json").read_text())
@@ -153,6 +162,8 @@ def test_synthesis_to_scoring(study):
     grid.score_all(exp, ["encoder=ge2e", "device=cpu"])
     again = json.loads((exp / "finetune" / PAIR / "l2/p0.50/seed0/score/step_0000002/summary.json").read_text())
     assert again["key"]["gen"] != s["key"]["gen"] and again["S_T"] != s["S_T"]
+    fid_again = json.loads((exp / "finetune" / PAIR / "l2/p0.50/seed0/score/step_0000002/fidelity.json").read_text())
+    assert fid_again["key"]["gen"] == again["key"]["gen"]
 
 
 def test_scoring_to_report(study):
@@ -179,6 +190,19 @@ def test_scoring_to_report(study):
     assert float(paired[0]["dR"]) == pytest.approx(float(h["R"]) - float(l2[0.5]["R"]))
     md = (exp / "report/results.md").read_text()
     assert "griffinlim" in md.lower() and "4 fine-tunings" in md
+    # Fidelity reaches the report: runs.csv carries each summary's fidelity.json means, fidelity.csv their
+    # aggregate per arm x p x step, paired with l2.
+    for row in runs:
+        fid = json.loads((Path(row["summary"]).parent / "fidelity.json").read_text())["mean"]
+        assert float(row["MCD"]) == pytest.approx(fid["mcd_db"])
+    fidelity = read_csv(exp / "report/fidelity.csv")
+    assert sorted((r["arm"], float(r["p"])) for r in fidelity) == [("huber(δ=0.1)", 0.0), ("huber(δ=0.1)", 0.5),
+                                                                  ("l2", 0.0), ("l2", 0.5)]
+    hub = next(r for r in fidelity if r["arm"] == "huber(δ=0.1)" and float(r["p"]) == 0.0)
+    l2_clean = next(r for r in runs if r["arm"] == "l2" and float(r["p"]) == 0.0 and r["kind"] == "run")
+    h_clean = next(r for r in runs if r["arm"] == "huber(δ=0.1)" and float(r["p"]) == 0.0)
+    assert float(hub["dMCD"]) == pytest.approx(float(h_clean["MCD"]) - float(l2_clean["MCD"]))
+    assert "Fidelity to the target's recordings" in md
 
 
 def test_parallel_synthesis_writes_what_sequential_does(study, tmp_path):
@@ -213,9 +237,10 @@ def test_collected_small_files_regenerate_the_report(study, tmp_path):
     assert grid.collect_small(exp, dest) == 0  # idempotent: nothing changed, nothing copied
     kinds = {p.suffix for p in dest.rglob("*") if p.is_file()}
     assert kinds <= {".json", ".tsv"}, kinds
+    assert len(list(dest.rglob("fidelity.json"))) == 5  # 4 runs at step 2 and step 0
     report(ReportConfig(root=str(exp / "finetune"), out_dir=str(tmp_path / "a")))
     report(ReportConfig(root=str(dest), out_dir=str(tmp_path / "b")))
-    for name in ("results.csv", "paired.csv", "step0.csv", "ranking.csv"):
+    for name in ("results.csv", "paired.csv", "step0.csv", "ranking.csv", "fidelity.csv", "ablation.csv"):
         a, b = read_csv(tmp_path / "a" / name), read_csv(tmp_path / "b" / name)
         drop = ("summary", "table")
         assert [{k: v for k, v in r.items() if k not in drop} for r in a] == \

@@ -6,6 +6,7 @@ LibriSpeech reading of tests/data gives the realistic cases (noise, phase-vocode
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -255,3 +256,40 @@ def test_fidelity_errors_name_the_utterance_and_file(tmp_path):
         F.mcd_dtw(harmonic(150.0, 0.5), harmonic(150.0, 0.5), SR, n_cep=80)
     with pytest.raises(AudioError, match="generated signal: contains NaN"):
         F.mcd_dtw(np.full(SR, np.nan, np.float32), harmonic(150.0, 0.5), SR)
+
+
+# ---- the scoring stage's fidelity.json ----------------------------------------------------------------------------
+
+def test_score_fidelity_writes_a_keyed_summary_and_reuses_it_only_while_its_inputs_stay(tmp_path):
+    from gradtts.data.datadir import DataDir, write_datadir
+    from gradtts.scoring.cli import score_fidelity
+
+    gen_dir, out = tmp_path / "gen", tmp_path / "score"
+    d = DataDir()
+    for i, (utt, f0) in enumerate((("T_01", 140.0), ("T_02", 190.0))):
+        write_wav(gen_dir / f"{utt}.wav", harmonic(f0 * 2 ** (1 / 12), 0.6 + 0.1 * i))
+        write_wav(tmp_path / "rec" / f"{utt}.wav", harmonic(f0, 0.6))
+        d.add(utt, "T", str(tmp_path / "rec" / f"{utt}.wav"), "some words")
+    write_datadir(tmp_path / "ref_test", d)
+    res = score_fidelity(gen_dir, tmp_path / "ref_test", out)
+    direct = F.fidelity(gen_dir, {u: d.wavs[u] for u in d.utts})
+    assert res["mean"] == pytest.approx(direct["mean"]) and res["n_utts"] == 2
+    assert res["mean"]["log_f0_rmse_cents"] == pytest.approx(100, abs=10)  # one semitone up
+    assert [(r["utt"], r["gen"], r["ref"]) for r in res["rows"]] == [("T_01", "T_01.wav", "T_01.wav"),
+                                                                     ("T_02", "T_02.wav", "T_02.wav")]
+    assert str(tmp_path) not in (out / "fidelity.json").read_text()  # committed: names, not this machine's paths
+    assert sorted(res["key"]["gen"]) == ["T_01.wav", "T_02.wav"] and res["key"]["settings"]["n_cep"] == 24
+    # Same inputs: the file is returned as it is (a planted value survives); changed audio: measured again.
+    stored = json.loads((out / "fidelity.json").read_text())
+    stored["mean"]["mcd_db"] = -1.0
+    (out / "fidelity.json").write_text(json.dumps(stored))
+    assert score_fidelity(gen_dir, tmp_path / "ref_test", out)["mean"]["mcd_db"] == -1.0
+    write_wav(gen_dir / "T_02.wav", harmonic(190.0, 0.7))
+    again = score_fidelity(gen_dir, tmp_path / "ref_test", out)
+    assert again["mean"]["mcd_db"] > 0 and again["key"]["gen"]["T_02.wav"] != res["key"]["gen"]["T_02.wav"]
+    assert again["rows"][1]["log_f0_rmse_cents"] < 20  # now the same pitch as its recording
+    # A folder of recordings works too (matched by file stem); a generated sentence without one is named.
+    assert score_fidelity(gen_dir, tmp_path / "rec", tmp_path / "o2")["mean"] == pytest.approx(again["mean"])
+    (tmp_path / "rec" / "T_02.wav").unlink()
+    with pytest.raises(FileNotFoundError, match=r"rec: no recording of the generated utterance\(s\) \['T_02.wav'\]"):
+        score_fidelity(gen_dir, tmp_path / "rec", tmp_path / "o3")

@@ -104,7 +104,7 @@ def study(tmp_path):
 
 def _srcs(page: Path) -> list[str]:
     text = page.read_text(encoding="utf-8")
-    srcs = re.findall(r'<audio[^>]* src="([^"]+)"', text)
+    srcs = re.findall(r'<(?:audio|source)[^>]* src="([^"]+)"', text)
     m = re.search(r'<script type="application/json" id="trial-data">(.*?)</script>', text, re.S)
     if m:
         srcs += [s for t in json.loads(m.group(1))["trials"] for s in (t["a"], t["b"])]
@@ -324,7 +324,7 @@ def test_command_line(study, tmp_path, capsys):
     assert "python -m gradtts.report.listening: error:" in capsys.readouterr().err
 
 
-# ---- a real browser ----------------------------------------------------------------------------------------------
+# ---- a real browser --------------------------------------------------------------------------------------------
 def _require_browser() -> tuple[str, str]:
     """Chromium's and chromedriver's paths; skips (naming what to install) when they or selenium are absent."""
     pytest.importorskip("selenium", reason="selenium is not installed (pip install selenium)")
@@ -452,3 +452,154 @@ def test_rating_round_in_headless_chromium(study, tmp_path):
     assert row["net"] == pytest.approx(1 / 6) and math.isnan(row["net_ci"])
     by_p = preference_table([target], by=("p",))
     assert [(r["p"], r["n_x"], r["n_y"], r["n_tie"]) for r in by_p] == [("0", 0, 2, 1), ("0.3", 3, 0, 0)]
+
+
+# ---- gradtts-report: the page and the preferences as part of the report ----------------------------------------
+def _ratings_pair(tmp_path: Path) -> list[Path]:
+    """Two listeners' downloads of the preference-table test: 8 ratings, 6 prefer scheduled_huber, 1 l2, 1 tie."""
+    x, y = "scheduled_huber", "l2"
+    one = [("L1", f"t{i}", x, y, x if i % 2 else y, c, f"2024-05-01T10:00:0{i}Z")
+           for i, c in enumerate(["B", "A", "A", "none"])]  # x (shown as B), x, y, tie
+    two = [("L2", f"t{i}", x, y, x, "A", f"2024-05-01T10:00:0{i}Z") for i in range(4)]  # 4 x
+    _write_ratings(tmp_path / "l1.csv", one)
+    _write_ratings(tmp_path / "l2.csv", two)
+    return [tmp_path / "l1.csv", tmp_path / "l2.csv"]
+
+
+def test_report_writes_the_page_links_it_and_reads_ratings(study, tmp_path):
+    from gradtts.report.cli import ReportConfig, report
+    from gradtts.report.listening.report_hook import ListeningOptions
+    from gradtts.report.tables import read_csv
+
+    exp, _ = study
+    out = tmp_path / "report"
+    results_md = tmp_path / "egs" / "RESULTS.md"
+    results_md.parent.mkdir()
+    results_md.write_text("# Curated\n\nKept.\n", encoding="utf-8")
+    res = report(ReportConfig(root=str(exp / "finetune"), out_dir=str(out), results_md=str(results_md),
+                              listening=ListeningOptions(exp=str(exp), max_sentences=2),
+                              ratings=[str(p) for p in _ratings_pair(tmp_path)]))
+    page = out / "listening"
+    assert res["listening"].page["clips"] == 4 + 2 + 8 and res["listening"].page["trials"] == 4
+    for name, n_audio in (("index.html", 14), ("ab.html", 8)):
+        srcs = _srcs(page / name)
+        assert len(srcs) == n_audio and all((page / s).is_file() for s in srcs), name
+        assert str(tmp_path) not in (page / name).read_text(encoding="utf-8")  # relative paths only
+
+    md = (out / "results.md").read_text(encoding="utf-8")
+    mib = res["listening"].page["total_bytes"] / 2 ** 20
+    assert "\n## Listening page\n" in md and "[index.html](listening/index.html)" in md
+    assert "[ab.html](listening/ab.html): a blind A/B test of 4 trials (each arm against l2 " in md
+    assert f"- 14 clips (ogg), {mib:.2f} MiB in all" in md
+    # the preference section: the numbers of test_preference_table_counts_ties_duplicates_and_listeners
+    assert "\n## Listening test: preferences\n" in md
+    assert "| scheduled_huber | l2 | 8 | 2 | 0.75 [0.41, 0.93] (6) | 0.12 [0.02, 0.47] (1) |" in md
+    (row,) = read_csv(out / "preferences.csv")
+    assert (row["arm_x"], row["arm_y"], row["n"], row["n_listeners"], row["n_x"], row["n_y"], row["n_tie"]) == \
+        ("scheduled_huber", "l2", "8", "2", "6", "1", "1")
+    assert (float(row["share_x_lo"]), float(row["share_x_hi"])) == pytest.approx(wilson_interval(6, 8))
+    # net per listener: L1 (x, x, y, tie) = 1/4, L2 = 1; t(0.975, 1) * (0.75 / sqrt 2) / sqrt 2
+    assert float(row["net"]) == pytest.approx(0.625) and float(row["net_ci"]) == pytest.approx(12.7062047 * 0.375)
+
+    # RESULTS.md: the same sections one level deeper, linked from its own folder, preferences.csv beside it
+    text = results_md.read_text(encoding="utf-8")
+    assert text.startswith("# Curated\n\nKept.\n")
+    assert "\n### Listening page\n" in text and "[index.html](../report/listening/index.html)" in text
+    assert (results_md.parent / "../report/listening/index.html").resolve().is_file()
+    assert "\n### Listening test: preferences\n" in text
+    assert (results_md.parent / "results" / "preferences.csv").read_bytes() == (out / "preferences.csv").read_bytes()
+
+
+def test_report_command_line_takes_listening_options_and_names_bad_inputs(study, tmp_path):
+    import subprocess
+    import sys
+
+    exp, _ = study
+    ratings = _ratings_pair(tmp_path)
+    base = [sys.executable, "-m", "gradtts.report.cli", f"root={exp / 'finetune'}", f"out_dir={tmp_path / 'r'}"]
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(base + list(args), capture_output=True, text=True, timeout=300)
+
+    # typed list options through Hydra: fractions, seeds, ratings, ratings_by
+    r = run(f"listening.exp={exp}", "listening.fractions=[0.3]", "listening.seeds=[0]", "listening.refs=1",
+            "listening.max_sentences=1", "listening.out_subdir=page", f"ratings=[{ratings[0]},{ratings[1]}]",
+            "ratings_by=[p]")
+    assert r.returncode == 0, r.stderr[-2000:]
+    page = tmp_path / "r" / "page"
+    assert len(_srcs(page / "index.html")) == 2 + 1 + 2 and len(_srcs(page / "ab.html")) == 2
+    md = (tmp_path / "r" / "results.md").read_text(encoding="utf-8")
+    assert "[index.html](page/index.html)" in md and "a blind A/B test of 1 trials" in md
+    assert "| arm | vs | p | ratings |" in md and "| scheduled_huber | l2 | 0.3 | 8 | 2 |" in md
+
+    # bad inputs: one line naming the file and what to do, status 2, nothing else on stderr
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"\xff\xfe\x00not a csv")
+    for args, message in (
+            ([f"listening.exp={tmp_path / 'nope'}"],
+             f"listening.exp={tmp_path / 'nope'}: experiment directory not found; give the recipe's --exp folder"),
+            ([f"ratings=[{tmp_path / 'missing.csv'}]"],
+             f"ratings: {tmp_path / 'missing.csv'}: file not found; give the CSV files downloaded from ab.html"),
+            ([f"ratings=[{bad}]"], f"{bad}: unreadable ratings CSV ('utf-8' codec can't decode")):
+        r = run(*args)
+        errors = [line for line in r.stderr.splitlines() if "error" in line.lower()]
+        assert r.returncode == 2 and len(errors) == 1, r.stderr
+        assert errors[0].startswith(f"gradtts-report: error: {message}"), errors[0]
+
+
+def test_recipe_stage_8_writes_the_page_unless_turned_off(study, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    exp, _ = study
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "fewshot.sh"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+    def stage8(*opts: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", str(recipe), "--exp", str(exp), "--pairs", f"{TARGET}:{INTRUDER}", "--stage",
+                               "8", *opts], capture_output=True, text=True, env=env, timeout=300)
+
+    r = stage8("--listening", "yes")
+    assert r.returncode == 1 and "--listening yes: true or false" in r.stderr and not (exp / ".done").exists()
+    r = stage8("--listening", "false")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert not (exp / "report" / "listening").exists()
+    assert "Listening page" not in (exp / "report" / "results.md").read_text(encoding="utf-8")
+    r = stage8("--force_stage", "8")  # the default: listening=true
+    assert r.returncode == 0, r.stderr[-2000:]
+    page = exp / "report" / "listening"
+    assert len(_srcs(page / "index.html")) == 19 and len(_srcs(page / "ab.html")) == 12
+    assert "[index.html](listening/index.html)" in (exp / "report" / "results.md").read_text(encoding="utf-8")
+
+
+# ---- the committed demo page -----------------------------------------------------------------------------------
+DEMO_PAGE = Path(__file__).resolve().parents[1] / "egs" / "synthvox" / "listening"
+DEMO_MAX_BYTES = 3 * 2 ** 20
+
+
+def test_committed_demo_page():
+    """egs/synthvox/listening/: both pages, every clip they play inside the folder, nothing else, under 3 MiB,
+    and no path of the machine that made it."""
+    pages = [DEMO_PAGE / "index.html", DEMO_PAGE / "ab.html"]
+    missing = [str(p) for p in pages + [DEMO_PAGE / "README.md"] if not p.is_file()]
+    assert not missing, f"{missing}: the committed demo page is part of the repository ({DEMO_PAGE}/README.md)"
+    used = set()
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        srcs = _srcs(page)
+        assert srcs, page
+        for s in srcs:
+            target = (DEMO_PAGE / s).resolve()
+            assert target.is_relative_to(DEMO_PAGE.resolve()) and target.is_file(), (page.name, s)
+            used.add(target)
+        # every link and source is relative (the favicon is an inline data: URL, not a path)
+        for ref in re.findall(r'(?:src|href)="([^"]*)"', text):
+            assert ref == "data:," or not (ref.startswith("/") or ":" in ref or ".." in ref), (page.name, ref)
+        for absolute in ("/work/", "/home/", "/tmp/", "/root/", "file:", str(DEMO_PAGE.parents[2])):
+            assert absolute not in text, (page.name, absolute)
+    audio = {p.resolve() for p in (DEMO_PAGE / "audio").iterdir()}
+    assert audio == used, f"clips no page plays: {sorted(p.name for p in audio - used)}"
+    assert len(_srcs(pages[1])) > 0 and "Blind A/B test" in pages[0].read_text(encoding="utf-8")
+    total = sum(p.stat().st_size for p in DEMO_PAGE.rglob("*") if p.is_file())
+    assert total <= DEMO_MAX_BYTES, f"{DEMO_PAGE}: {total / 2 ** 20:.2f} MiB, over the 3 MiB for committed pages"

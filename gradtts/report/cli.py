@@ -15,7 +15,14 @@ back to ``arm``, then ``loss``, for old summaries), step, seed and pair. Writes,
   (``ckpt/step_*.residuals.tsv``) finds the corrupt clips: AUC and precision@k (``gradtts.report.ranking``);
 - ``ranking_summary.csv``: per arm × p × step, their pair-level and seed-level intervals;
 - ``arms.csv``: per fine-tuning of a filter, adaptive-δ or LoRA arm, what it chose (``gradtts.report.arms``);
-- ``results.md`` and the plots ``R.png``, ``L.png``, ``dR.png``.
+- ``ablation.csv``: each δ(t) schedule against the exponential one and each robust loss against pseudo-Huber and
+  L2, paired (``gradtts.report.ablation``);
+- ``fidelity.csv``: MCD and log-F0 RMSE to the target's recordings per arm × p × step, paired with the
+  reference arm, from the ``fidelity.json`` beside each summary (``gradtts.report.fidelity``);
+- ``results.md`` and the plots ``R.png``, ``L.png``, ``dR.png``;
+- with ``listening.exp=EXP``, ``listening/``: EXP's listening page (``index.html``, the blind A/B test
+  ``ab.html``); with ``ratings=[a.csv,...]`` (downloaded from ``ab.html``), ``preferences.csv``; both are also
+  sections of the markdown (``gradtts.report.listening.report_hook``).
 
 With ``results_md`` the same markdown goes between marker lines of that file (text outside them is kept)
 and the plots and CSVs are copied to ``results/`` beside it.
@@ -28,17 +35,22 @@ import json
 import logging
 import math
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
+
+from gradtts.report.listening.report_hook import ListeningOptions
 
 log = logging.getLogger(__name__)
 
 RUN_FIELDS = ("loss", "p", "step", "seed", "pair")
-CSV_FILES = ("runs.csv", "results.csv", "paired.csv", "step0.csv", "ranking.csv", "ranking_summary.csv", "arms.csv")
+CSV_FILES = ("runs.csv", "results.csv", "paired.csv", "step0.csv", "ranking.csv", "ranking_summary.csv", "arms.csv",
+             "ablation.csv", "fidelity.csv")
 PLOT_FILES = ("R.png", "L.png", "dR.png")
 RUNS_COLUMNS = ("kind", "arm", "arm_id", "loss", "pair", "p", "p_actual", "n_train", "n_corrupt", "seed", "step",
-                "S_T", "S_C", "R", "L", "A", "n_gen", "encoder", "vocoder", "summary")
+                "S_T", "S_C", "R", "L", "A", "MCD", "F0_RMSE", "n_gen", "encoder", "vocoder", "summary")
+#: Aggregated per arm x p x step in results.csv (MCD and F0_RMSE: fidelity, NaN where it was not measured).
+METRICS = ("S_T", "S_C", "R", "L", "A", "MCD", "F0_RMSE")
 
 
 @dataclass
@@ -53,6 +65,15 @@ class ReportConfig:
     results_md: Optional[str] = None
     # Arm (label or arm_id) that the ΔR plot subtracts; None: the l2 arm, else the first arm.
     reference_arm: Optional[str] = None
+    # listening.exp=EXP: also write EXP's listening page to out_dir/listening/ (gradtts.report.listening).
+    listening: ListeningOptions = field(default_factory=ListeningOptions)
+    # Ratings CSVs downloaded from the page's ab.html -> a preference table (split by these CSV columns too).
+    ratings: list[str] = field(default_factory=list)
+    ratings_by: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.listening, dict):  # from OmegaConf.to_container
+            self.listening = ListeningOptions(**self.listening)
 
 
 # Hydra settings: the job runs in out_dir with no .hydra/ folder beside its tables (output_subdir null), and
@@ -280,11 +301,12 @@ def _counted(counter: Counter) -> str:
 def render_markdown(title: str, level: float, facts: dict, notes: list[str], agg: list[dict], paired: list[dict],
                     step0: dict[str, dict], reference: str | None, depth: int = 1, img_prefix: str = "",
                     ranking: list[dict] | None = None, ranking_agg: list[dict] | None = None,
-                    details: list[dict] | None = None) -> str:
+                    details: list[dict] | None = None, sections: str = "") -> str:
     """The report as markdown; ``depth`` is the level of its title, ``img_prefix`` the plots' folder.
 
     ``ranking`` / ``ranking_agg`` (per-table and aggregated rows of :mod:`gradtts.report.ranking`) add the
-    residual-ranking section; without them it says that there are no residual tables.
+    residual-ranking section; without them it says that there are no residual tables. ``sections`` (markdown
+    at the same ``depth``: the ablations, fidelity) goes after the arms' details, before the plots.
     """
     from gradtts.report.arms import details_markdown
     from gradtts.report.ranking import ranking_markdown
@@ -335,7 +357,7 @@ def render_markdown(title: str, level: float, facts: dict, notes: list[str], agg
             md += ["\n**A (adaptation gain over step 0)**\n\n", markdown_table(agg, "A", step)]
         if [r for r in paired if int(r["step"]) == step]:
             md += ["\n**Paired comparisons**\n\n", paired_table(paired, step)]
-    md += [details_markdown(details or [], depth)]
+    md += [details_markdown(details or [], depth), sections]
     md += [ranking_markdown(ranking or [], ranking_agg or [], level, depth)]
     ref_text = f"minus the reference arm {reference}" if reference else "(one arm: no comparison)"
     md += [f"\n{h}# Plots\n\n", f"![R]({img_prefix}R.png)\n\n", f"![L]({img_prefix}L.png)\n\n",
@@ -346,7 +368,11 @@ def render_markdown(title: str, level: float, facts: dict, notes: list[str], agg
 def report(cfg: ReportConfig) -> dict:
     """Collect, compute, and write every report file; returns counts and the output folder."""
     from gradtts.io import atomic_write_bytes, atomic_write_text, write_csv
+    from gradtts.report.ablation import ABLATION_COLUMNS, ablation_markdown, ablation_rows
     from gradtts.report.arms import ARMS_COLUMNS, circular_filters, detail_rows
+    from gradtts.report.fidelity import (FIDELITY_COLUMNS, attach_fidelity, fidelity_markdown, fidelity_rows,
+                                         step0_fidelity)
+    from gradtts.report.listening.report_hook import listening_report
     from gradtts.report.plots import plot_metric
     from gradtts.report.ranking import RANKING_COLUMNS, SUMMARY_COLUMNS, aggregate_rankings, collect_rankings
     from gradtts.report.stats import adaptation_rows, aggregate, arm_order, paired_rows, resilience_rows
@@ -355,11 +381,13 @@ def report(cfg: ReportConfig) -> dict:
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summaries = collect(cfg.root)
+    attach_fidelity(summaries)
+    listening = listening_report(cfg.listening, cfg.ratings, out, cfg.ratings_by, cfg.level)
     step0 = step0_by_pair([r for r in summaries if r["kind"] == "step0"])
     runs = adaptation_rows(resilience_rows([r for r in summaries if r["kind"] == "run"]), step0)
     order = arm_order(runs, cfg.reference_arm)
     reference = order[0][1] if len(order) > 1 else None
-    agg = aggregate(runs, level=cfg.level)
+    agg = aggregate(runs, METRICS, level=cfg.level)
     paired = paired_rows(runs, cfg.reference_arm, level=cfg.level)
     facts = describe_grid(summaries)
     notes = grid_warnings(facts, runs, step0)
@@ -383,6 +411,15 @@ def report(cfg: ReportConfig) -> dict:
     write_csv(out / "ranking_summary.csv", ranking_agg, SUMMARY_COLUMNS)
     details = detail_rows(runs)
     write_csv(out / "arms.csv", [{k: r[k] for k in ARMS_COLUMNS} for r in details], ARMS_COLUMNS)
+    ablation = ablation_rows(runs, cfg.level)
+    write_csv(out / "ablation.csv", ablation, ABLATION_COLUMNS)
+    fidelity = fidelity_rows(runs, order[0][0] if order else None, cfg.level)
+    write_csv(out / "fidelity.csv", fidelity, FIDELITY_COLUMNS)
+    fid0 = step0_fidelity([r for r in summaries if r["kind"] == "step0"])
+
+    def sections(depth: int) -> str:
+        return (ablation_markdown(ablation, depth, cfg.level)
+                + fidelity_markdown(fidelity, fid0, len(runs), depth, cfg.level))
     for arm in circular_filters(details):
         notes.append(f"{arm} filtered with the speaker encoder that scores the runs: its similarities are circular")
         log.warning("%s", notes[-1])
@@ -394,7 +431,7 @@ def report(cfg: ReportConfig) -> dict:
                 series="comparison",
                 note="one arm: no comparison" if reference is None else "no paired units")
     md = render_markdown(cfg.title, cfg.level, facts, notes, agg, paired, step0, reference, ranking=ranking,
-                         ranking_agg=ranking_agg, details=details)
+                         ranking_agg=ranking_agg, details=details, sections=sections(1)) + listening.markdown(1, out)
     atomic_write_text(out / "results.md", md)
     if cfg.results_md:
         # Beside the recipe with its own copies of plots and tables, so it can be committed without exp/;
@@ -402,15 +439,17 @@ def report(cfg: ReportConfig) -> dict:
         target = Path(cfg.results_md)
         beside = target.resolve().parent / "results"
         beside.mkdir(parents=True, exist_ok=True)
-        for name in PLOT_FILES + CSV_FILES:
+        for name in PLOT_FILES + CSV_FILES + tuple(listening.files):
             atomic_write_bytes(beside / name, (out / name).read_bytes())
         block = render_markdown(cfg.title, cfg.level, facts, notes, agg, paired, step0, reference, depth=2,
-                                img_prefix="results/", ranking=ranking, ranking_agg=ranking_agg, details=details)
+                                img_prefix="results/", ranking=ranking, ranking_agg=ranking_agg, details=details,
+                                sections=sections(2))
+        block += listening.markdown(2, target.resolve().parent)
         # Bytes, not text mode: universal newlines would rewrite the curated text's line endings.
         existing = target.read_bytes().decode("utf-8") if target.is_file() else None
         atomic_write_bytes(target, splice_generated(existing, block).encode("utf-8"))
     return {"runs": len(runs), "summaries": len(summaries), "fine_tunings": facts["n_fine_tunings"],
-            "warnings": notes, "ranking_tables": len(ranking), "out_dir": str(out)}
+            "warnings": notes, "ranking_tables": len(ranking), "out_dir": str(out), "listening": listening}
 
 
 def main() -> None:

@@ -2,12 +2,16 @@
 
     gradtts-score gen_dir=exp/ft/.../synth/step_0000500 ref_target=exp/fewshot/T_C/ref_target \\
         ref_intruder=exp/fewshot/T_C/ref_intruder out_dir=exp/ft/.../score/step_0000500 \\
-        +meta.loss=l2 +meta.p=0.3 +meta.step=500 +meta.seed=0 +meta.pair=T_C [encoder=ecapa encoder_source=DIR]
+        +meta.loss=l2 +meta.p=0.3 +meta.step=500 +meta.seed=0 +meta.pair=T_C [encoder=ecapa encoder_source=DIR] \\
+        [ref_same_text=exp/fewshot/T_C/ref_test]
 
 References are Kaldi data dirs (their wav.scp is read) or folders of audio files. Writes
 ``scores.csv`` (one row per generated file: cosine to each reference centroid) and
 ``summary.json`` (S_T, S_C, counts and the ``meta`` fields, added with Hydra's ``+meta.KEY=VALUE``),
-which ``gradtts-report`` collects.
+which ``gradtts-report`` collects. With ``ref_same_text`` (the target's real recordings of the generated
+sentences: a data dir or a folder, matched to the generated ``<utt>.wav`` by utterance id) it also writes
+``fidelity.json``: mel-cepstral distortion after DTW and log-F0 RMSE per utterance and their means
+(:mod:`gradtts.scoring.fidelity`), which the report puts beside R and L.
 
 ``summary.json`` also stores its cache key: the encoder and the content digests of every generated and
 reference file. An existing summary is reused only when that key matches (new ``meta`` fields are
@@ -48,6 +52,8 @@ class ScoreConfig:
     device: str = "cpu"
     cache_dir: str | None = None       # None: ~/.cache/gradtts/embeddings (or $GRADTTS_CACHE)
     overwrite: bool = False
+    # The target's own recordings of the generated sentences (data dir or folder, by utterance id): adds fidelity.json.
+    ref_same_text: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)   # copied into summary.json: loss, p, step, seed, pair
 
 
@@ -86,6 +92,58 @@ def _digests(files: list[Path]) -> dict[str, str]:
     from gradtts.digest import file_digest
 
     return {f.name: file_digest(f) for f in files}
+
+
+FIDELITY_FILE = "fidelity.json"
+
+
+def recordings_by_utt(path: str | Path) -> dict[str, Path]:
+    """Utterance id -> audio file of a data dir (its ``wav.scp`` ids) or of a folder (file stems)."""
+    path = Path(path)
+    if (path / "wav.scp").is_file():
+        from gradtts.data.datadir import read_datadir
+
+        d = read_datadir(path)
+        return {u: Path(d.wavs[u]) for u in d.utts}
+    return {f.stem: f for f in audio_files(path)}
+
+
+def score_fidelity(gen_dir: str | Path, ref_same_text: str | Path, out_dir: str | Path, overwrite: bool = False,
+                   cache: dict | None = None) -> dict:
+    """MCD and log-F0 RMSE of every generated ``<utt>.wav`` against the target's recording of ``utt``.
+
+    Writes ``out_dir/fidelity.json`` (means, per-utterance rows, settings and a cache key of every file's
+    digest and the analysis settings); an existing file with the same key is returned as it is. ``cache``
+    keeps reference analyses across calls (see :func:`gradtts.scoring.fidelity.fidelity`).
+    """
+    from gradtts.io import atomic_write_text
+    from gradtts.scoring.fidelity import analysis_settings, fidelity
+
+    gen = audio_files(gen_dir)
+    refs = recordings_by_utt(ref_same_text)
+    missing = [f.name for f in gen if f.stem not in refs]
+    if missing:
+        raise FileNotFoundError(f"{ref_same_text}: no recording of the generated utterance(s) {missing[:3]} "
+                                f"(it has {len(refs)}: {sorted(refs)[:3]}...); ref_same_text must hold the target's "
+                                "recordings of the sentences that were synthesised (EXP/fewshot/<pair>/ref_test)")
+    used = {f.stem: refs[f.stem] for f in gen}
+    key = {"gen": _digests(gen), "ref": _digests(list(used.values())), "settings": analysis_settings()}
+    file = Path(out_dir) / FIDELITY_FILE
+    if file.is_file() and not overwrite:
+        try:
+            old = json.loads(file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            old = {}
+        if old.get("key") == key:
+            return old
+        log.info("%s: stale (generated or reference audio changed): measuring again", file)
+    res = fidelity(gen_dir, used, utts=[f.stem for f in gen], cache=cache)
+    # File names, not paths: the summary is committed and must not carry one machine's directories.
+    rows = [{**r, "gen": Path(r["gen"]).name, "ref": Path(r["ref"]).name} for r in res["rows"]]
+    out = {"mean": res["mean"], "n_utts": res["n_utts"], "rows": rows, "settings": res["settings"], "key": key}
+    file.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(file, json.dumps(out, indent=2) + "\n")
+    return out
 
 
 def score(cfg: ScoreConfig) -> dict:
@@ -141,10 +199,15 @@ def main() -> None:
         @hydra_entry("score", register_config)
         def _run(cfg) -> None:
             with cli_errors("gradtts-score"):
-                summary = score(ScoreConfig(**OmegaConf.to_container(cfg, resolve=True)))
+                c = ScoreConfig(**OmegaConf.to_container(cfg, resolve=True))
+                summary = score(c)
+                fid = score_fidelity(c.gen_dir, c.ref_same_text, c.out_dir, c.overwrite) if c.ref_same_text else None
             log.info("S_T=%.4f%s over %d files -> %s", summary["S_T"],
                      f" S_C={summary['S_C']:.4f}" if summary.get("S_C") is not None else "", summary["n_gen"],
                      cfg.out_dir)
+            if fid is not None:
+                log.info("fidelity: MCD %.2f dB, log-F0 RMSE %.0f cents over %d utterances", fid["mean"]["mcd_db"],
+                         fid["mean"]["log_f0_rmse_cents"], fid["n_utts"])
 
     _run()
 

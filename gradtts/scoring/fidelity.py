@@ -230,6 +230,14 @@ def log_f0_rmse(gen_wav: np.ndarray, ref_wav: np.ndarray, sr: int = SAMPLE_RATE,
     return out
 
 
+def analysis_settings(n_cep: int = N_CEP, trim_db: float | None = TRIM_DB, fmin: float = F0_MIN,
+                      fmax: float = F0_MAX, voiced_prob_min: float = VOICED_PROB_MIN) -> dict:
+    """Every setting a :func:`fidelity` number depends on (the analysis grid included), e.g. for a cache key."""
+    return {"n_cep": n_cep, "trim_db": trim_db, "fmin": fmin, "fmax": fmax, "voiced_prob_min": voiced_prob_min,
+            "sample_rate": SAMPLE_RATE, "hop_length": HOP, "n_fft": N_FFT, "n_mels": DEFAULT_MEL.n_mels,
+            "f_max": DEFAULT_MEL.f_max}
+
+
 def _file_key(path: Path, settings: tuple) -> tuple:
     st = path.stat()
     return (str(path.resolve()), st.st_size, st.st_mtime_ns) + settings
@@ -291,6 +299,4 @@ def fidelity(gen_dir: str | os.PathLike, ref_wavs: Mapping[str, str | os.PathLik
         mean[k] = float(np.mean([r[k] for r in f0_rows])) if f0_rows else float("nan")
     mean["n_f0_utts"] = len(f0_rows)
     return {"rows": rows, "mean": mean, "n_utts": len(rows),
-            "settings": {"n_cep": n_cep, "trim_db": trim_db, "fmin": fmin, "fmax": fmax,
-                         "voiced_prob_min": voiced_prob_min, "sample_rate": SAMPLE_RATE, "hop_length": HOP,
-                         "n_fft": N_FFT, "n_mels": DEFAULT_MEL.n_mels, "f_max": DEFAULT_MEL.f_max}}
+            "settings": analysis_settings(n_cep, trim_db, fmin, fmax, voiced_prob_min)}

@@ -59,8 +59,9 @@ def build_page(exp: str | Path, out_dir: str | Path, pairs: Sequence[str] | None
 
     The selection arguments are those of :func:`gradtts.report.listening.study.gather`. ``max_mb``: the
     page (pages + clips) must fit this many MiB, else :class:`ListeningError` before the pages are written
-    (None: no limit). Returned keys: ``clips, converted, reused, removed, trials, page_id, format,
-    audio_bytes, page_bytes, total_bytes, pages_written, out_dir``.
+    (None: no limit). Returned keys: ``clips, converted, reused, removed, trials, reference`` (the A/B
+    test's reference arm, None with one arm), ``page_id, format, audio_bytes, page_bytes, total_bytes,
+    pages_written, out_dir``.
     """
     fmt = resolve_format(audio_format, sample_rate, compression)
     study = gather(exp, pairs, seeds, steps, fractions, arms, max_sentences, n_refs, ab_reference)
@@ -92,5 +93,6 @@ def build_page(exp: str | Path, out_dir: str | Path, pairs: Sequence[str] | None
     written = [name for name, text in pages.items() if _write_if_changed(out / name, text)]
     removed = remove_unused(audio, used)
     return {"clips": len(used), "converted": converted, "reused": len(used) - converted, "removed": removed,
-            "trials": len(trials), "page_id": pid, "format": fmt.name, "audio_bytes": audio_bytes,
-            "page_bytes": page_bytes, "total_bytes": total, "pages_written": written, "out_dir": str(out)}
+            "trials": len(trials), "reference": study.reference, "page_id": pid, "format": fmt.name,
+            "audio_bytes": audio_bytes, "page_bytes": page_bytes, "total_bytes": total, "pages_written": written,
+            "out_dir": str(out)}

@@ -45,28 +45,44 @@ def read_ratings(csv_paths: Iterable[str | Path]) -> list[dict]:
     for path in csv_paths:
         path = Path(path)
         if not path.is_file():
-            raise ListeningError(f"{path}: ratings CSV not found")
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise ListeningError(f"{path}: not a ratings CSV of the A/B page, columns {', '.join(missing)} "
-                                     "are missing")
-            for n, row in enumerate(reader, 2):
-                where = f"{path}:{n}"
-                if row["choice"] not in CHOICES:
-                    raise ListeningError(f"{where}: choice {row['choice']!r} is not one of {', '.join(CHOICES)}")
-                if row["shown_as_A"] not in (row["arm_x"], row["arm_y"]):
-                    raise ListeningError(f"{where}: shown_as_A {row['shown_as_A']!r} is neither arm_x nor arm_y")
-                shown_b = row["arm_y"] if row["shown_as_A"] == row["arm_x"] else row["arm_x"]
-                expected = {"A": row["shown_as_A"], "B": shown_b, "none": ""}[row["choice"]]
-                if row["preferred"] != expected:
-                    raise ListeningError(f"{where}: preferred {row['preferred']!r} does not follow from choice "
-                                         f"{row['choice']} with {row['shown_as_A']!r} shown as A (edited by hand?)")
-                key = (row["listener"], row["page"], row["trial"])
-                if key not in latest or row["timestamp"] >= latest[key]["timestamp"]:
-                    latest[key] = dict(row)
+            raise ListeningError(f"{path}: ratings CSV not found; give the CSV files downloaded from ab.html")
+        try:
+            rows = _csv_rows(path)
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise ListeningError(f"{path}: unreadable ratings CSV ({exc}); give the file downloaded from ab.html "
+                                 "unchanged") from exc
+        if rows is None:
+            raise ListeningError(f"{path}: empty file, not a ratings CSV of the A/B page; give the file "
+                                 "downloaded from ab.html")
+        fieldnames, records = rows
+        missing = [c for c in CSV_COLUMNS if c not in fieldnames]
+        if missing:
+            raise ListeningError(f"{path}: not a ratings CSV of the A/B page, columns {', '.join(missing)} "
+                                 "are missing")
+        for n, row in enumerate(records, 2):
+            where = f"{path}:{n}"
+            if row["choice"] not in CHOICES:
+                raise ListeningError(f"{where}: choice {row['choice']!r} is not one of {', '.join(CHOICES)}")
+            if row["shown_as_A"] not in (row["arm_x"], row["arm_y"]):
+                raise ListeningError(f"{where}: shown_as_A {row['shown_as_A']!r} is neither arm_x nor arm_y")
+            shown_b = row["arm_y"] if row["shown_as_A"] == row["arm_x"] else row["arm_x"]
+            expected = {"A": row["shown_as_A"], "B": shown_b, "none": ""}[row["choice"]]
+            if row["preferred"] != expected:
+                raise ListeningError(f"{where}: preferred {row['preferred']!r} does not follow from choice "
+                                     f"{row['choice']} with {row['shown_as_A']!r} shown as A (edited by hand?)")
+            key = (row["listener"], row["page"], row["trial"])
+            if key not in latest or row["timestamp"] >= latest[key]["timestamp"]:
+                latest[key] = dict(row)
     return list(latest.values())
+
+
+def _csv_rows(path: Path) -> tuple[list[str], list[dict]] | None:
+    """(header, rows) of a CSV file, None when it is empty; rows with a missing field have it as ''."""
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f, restval="")
+        if reader.fieldnames is None:
+            return None
+        return list(reader.fieldnames), list(reader)
 
 
 def preference_table(csv_paths: Iterable[str | Path], by: Sequence[str] = (), level: float = 0.95) -> list[dict]:
