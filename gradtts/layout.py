@@ -34,6 +34,8 @@ TEST_TEXTS = "test_texts.txt"
 REF_TARGET = "ref_target"
 REF_INTRUDER = "ref_intruder"
 REF_TEST = "ref_test"
+#: Beside a run's score summary: fidelity to the target's recordings (gradtts.scoring.cli.score_fidelity).
+FIDELITY_FILE = "fidelity.json"
 
 _SET = re.compile(r"^p(?P<p>\d+(?:\.\d+)?)$")
 SEED = "seed"

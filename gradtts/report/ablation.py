@@ -23,7 +23,7 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
-from gradtts.report.stats import pair_and_seed_intervals
+from gradtts.report.stats import p_key, pair_and_seed_intervals, unit_key
 
 ABLATION_COLUMNS = ("table", "arm", "arm_id", "loss", "schedule", "delta_min", "reference", "reference_id", "p",
                     "step", "n_pairs", "R", "R_ci", "L", "L_ci", "dR", "dR_ci", "dR_n", "dL", "dL_ci", "dL_n",
@@ -74,12 +74,12 @@ def loss_spec(row: dict, cache: dict[Path, dict]) -> dict | None:
 
 
 def _units(rows: list[dict]) -> dict[tuple, dict]:
-    return {(r["pair"], int(r["seed"]), round(float(r["p"]), 6), int(r["step"])): r for r in rows}
+    return {unit_key(r): r for r in rows}
 
 
 def _row(table: str, arm: dict, ref: dict | None, runs: list[dict], ref_runs: list[dict], p: float, step: int,
          level: float) -> dict:
-    mine = [r for r in runs if round(float(r["p"]), 6) == p and int(r["step"]) == step]
+    mine = [r for r in runs if p_key(r["p"]) == p and int(r["step"]) == step]
     out = {"table": table, "arm": arm["label"], "arm_id": arm["arm_id"], "loss": arm["loss"],
            "schedule": arm["schedule"], "delta_min": arm["delta_min"], "reference": ref["label"] if ref else None,
            "reference_id": ref["arm_id"] if ref else None, "p": p, "step": step,
@@ -104,14 +104,14 @@ def ablation_rows(runs: list[dict], level: float = 0.95) -> list[dict]:
     arms: dict[str, dict] = {}
     by_arm: dict[str, list[dict]] = defaultdict(list)
     for r in runs:
-        if round(float(r["p"]), 6) == 0 or math.isnan(float(r.get("R", math.nan))):
+        if p_key(r["p"]) == 0 or math.isnan(float(r.get("R", math.nan))):
             continue
         spec = loss_spec(r, cache)
         if spec is None:
             continue
         arms.setdefault(r["arm_id"], {**spec, "arm_id": r["arm_id"]})
         by_arm[r["arm_id"]].append(r)
-    cells = sorted({(round(float(r["p"]), 6), int(r["step"])) for g in by_arm.values() for r in g})
+    cells = sorted({(p_key(r["p"]), int(r["step"])) for g in by_arm.values() for r in g})
 
     def find(loss: str | tuple, schedule: str | None, delta: float | None) -> dict | None:
         losses = (loss,) if isinstance(loss, str) else loss

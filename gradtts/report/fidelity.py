@@ -17,9 +17,9 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
-from gradtts.report.stats import pair_and_seed_intervals
+from gradtts.layout import FIDELITY_FILE
+from gradtts.report.stats import p_key, pair_and_seed_intervals, unit_key
 
-FIDELITY_FILE = "fidelity.json"
 #: report metric -> key of fidelity.json's "mean"
 METRICS = {"MCD": "mcd_db", "F0_RMSE": "log_f0_rmse_cents"}
 FIDELITY_COLUMNS = ("arm", "arm_id", "loss", "p", "step", "n_runs", "n_pairs", "MCD", "MCD_ci", "F0_RMSE",
@@ -56,8 +56,8 @@ def fidelity_rows(runs: list[dict], reference_id: str | None, level: float = 0.9
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in runs:
         if not math.isnan(r.get("MCD", math.nan)):
-            groups[(r["arm_id"], round(float(r["p"]), 6), int(r["step"]))].append(r)
-    ref_units = {(r["pair"], int(r["seed"]), round(float(r["p"]), 6), int(r["step"])): r
+            groups[(r["arm_id"], p_key(r["p"]), int(r["step"]))].append(r)
+    ref_units = {unit_key(r): r
                  for (arm_id, _, _), g in groups.items() if arm_id == reference_id for r in g}
     ref_label = next((g[0]["arm"] for (a, _, _), g in groups.items() if a == reference_id), None)
     out = []
@@ -70,7 +70,7 @@ def fidelity_rows(runs: list[dict], reference_id: str | None, level: float = 0.9
             diffs = []
             if arm_id != reference_id:
                 for r in g:
-                    ref = ref_units.get((r["pair"], int(r["seed"]), p, step))
+                    ref = ref_units.get(unit_key(r))
                     if ref is not None:
                         diffs.append((r["pair"], float(r[m]) - float(ref[m])))
             d_ci, _ = pair_and_seed_intervals(diffs, level)

@@ -63,9 +63,15 @@ def pair_and_seed_intervals(units: Iterable[tuple[str, float]], level: float = 0
     return t_interval(pair_means, level), t_interval(flat, level)
 
 
-def _p_key(p) -> float:
+def p_key(p) -> float:
+    """A corruption level as a comparable key."""
     # Nominal fractions travel through JSON and directory names; 0.3 and 0.30000000000000004 are one level.
     return round(float(p), 6)
+
+
+def unit_key(r: dict) -> tuple:
+    """The unit every paired comparison matches two arms on: (pair, seed, p, step)."""
+    return (r["pair"], int(r["seed"]), p_key(r["p"]), int(r["step"]))
 
 
 def resilience_rows(rows: Iterable[dict]) -> list[dict]:
@@ -75,7 +81,7 @@ def resilience_rows(rows: Iterable[dict]) -> list[dict]:
     family, e.g. two δ, never share a partner). Rows without a partner get NaN; p = 0 rows get 0.
     """
     rows = list(rows)
-    clean = {tuple(r[k] for k in PARTNER_KEYS): r for r in rows if _p_key(r["p"]) == 0.0}
+    clean = {tuple(r[k] for k in PARTNER_KEYS): r for r in rows if p_key(r["p"]) == 0.0}
     out = []
     for r in rows:
         base = clean.get(tuple(r[k] for k in PARTNER_KEYS))
@@ -115,7 +121,7 @@ def aggregate(rows: Iterable[dict], metrics: Sequence[str] = ("S_T", "S_C", "R",
     """
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows:
-        groups[(r["arm_id"], _p_key(r["p"]), int(r["step"]))].append(r)
+        groups[(r["arm_id"], p_key(r["p"]), int(r["step"]))].append(r)
     out = []
     for key in _ordered_groups(groups):
         g = groups[key]
@@ -159,11 +165,11 @@ def paired_rows(rows: Iterable[dict], reference: str | None = None, level: float
     arm_B, arm_id_A, arm_id_B, p, step`` and, for ``dR`` and ``dL``, the pair-level ``m, m_ci, m_n,
     m_df`` and seed-level ``m_seed, m_seed_ci, m_seed_n, m_seed_df``.
     """
-    rows = [r for r in rows if _p_key(r["p"]) > 0]
+    rows = [r for r in rows if p_key(r["p"]) > 0]
     order = arm_order(rows, reference)
     by_arm: dict[str, dict[tuple, dict]] = defaultdict(dict)
     for r in rows:
-        by_arm[r["arm_id"]][(r["pair"], r["seed"], _p_key(r["p"]), int(r["step"]))] = r
+        by_arm[r["arm_id"]][unit_key(r)] = r
     out = []
     for i, (id_b, arm_b) in enumerate(order):
         for id_a, arm_a in order[i + 1:]:

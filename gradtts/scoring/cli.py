@@ -94,9 +94,6 @@ def _digests(files: list[Path]) -> dict[str, str]:
     return {f.name: file_digest(f) for f in files}
 
 
-FIDELITY_FILE = "fidelity.json"
-
-
 def recordings_by_utt(path: str | Path) -> dict[str, Path]:
     """Utterance id -> audio file of a data dir (its ``wav.scp`` ids) or of a folder (file stems)."""
     path = Path(path)
@@ -117,6 +114,7 @@ def score_fidelity(gen_dir: str | Path, ref_same_text: str | Path, out_dir: str 
     keeps reference analyses across calls (see :func:`gradtts.scoring.fidelity.fidelity`).
     """
     from gradtts.io import atomic_write_text
+    from gradtts.layout import FIDELITY_FILE
     from gradtts.scoring.fidelity import analysis_settings, fidelity
 
     gen = audio_files(gen_dir)
