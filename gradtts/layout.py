@@ -19,11 +19,12 @@ module, so a name is spelled once. It imports only the standard library: the bas
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Collection, Iterable, Iterator, Sequence
 
 FEWSHOT = "fewshot"
 FINETUNE = "finetune"
@@ -177,6 +178,51 @@ PSET_KEY = "study.pset"
 # Characters that Hydra's override grammar cannot carry inside our (quoted or interpolated) path values.
 _UNSAFE = ("'", "\\", "$")
 _PLAIN = re.compile(r"^[A-Za-z0-9_./@~+:-]+$")
+
+
+#: ``run.json`` records that the score summaries carry on to the report when a run has them.
+ARM_DETAILS = ("filter", "adaptive", "lora")
+
+
+@dataclass(frozen=True)
+class Run:
+    """A fine-tuning run directory: its pair, loss tag, p and seed (from the path) and its ``run.json``."""
+
+    pair: str
+    loss: str
+    p: float
+    seed: int
+    path: Path
+    record: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def arm(self) -> str:
+        return str(self.record.get("arm") or self.loss)
+
+    @property
+    def arm_id(self) -> str:
+        return str(self.record.get("arm_id") or self.loss)
+
+    @property
+    def meta(self) -> dict:
+        rec = self.record
+        meta = {"kind": "run", "pair": self.pair, "loss": str(rec.get("loss") or self.loss), "arm": self.arm,
+                "arm_id": self.arm_id, "p": self.p, "seed": self.seed, "p_actual": rec.get("p_actual"),
+                "n_train": rec.get("n_train"), "n_corrupt": rec.get("n_corrupt")}
+        # What the beyond-the-paper arms chose per run (clips kept, measured δ, adapter size), when they ran.
+        return {**meta, **{k: rec[k] for k in ARM_DETAILS if rec.get(k)}}
+
+
+def find_runs(exp: str | Path, pairs: Collection[str] | None = None) -> list[Run]:
+    """Every run directory (:func:`gradtts.layout.run_dirs`) holding checkpoints, of ``pairs`` (dir names) if given."""
+    runs = []
+    for path, key in run_dirs(exp):
+        if pairs is not None and key.pair not in pairs:
+            continue
+        rec_file = path / "run.json"
+        rec = json.loads(rec_file.read_text(encoding="utf-8")) if rec_file.is_file() else {}
+        runs.append(Run(key.pair, key.loss_tag, key.p, key.seed, path, rec))
+    return runs  # two arms with one label (e.g. an lr sweep) are told apart by the report, on arm_id
 
 
 def check_hydra_path(path: str | Path, what: str) -> str:

@@ -38,8 +38,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("training", ("gradtts.train",)),
     ("tools", ("gradtts.synth", "gradtts.scoring.cli", "gradtts.scoring.voiceid", "gradtts.scoring.roundtrip")),
     ("report", ("gradtts.report", "gradtts.toy")),
-    # The listening page reads an experiment directory through the grid, like the grid commands.
-    ("commands", ("gradtts.grid", "gradtts.conf_store", "gradtts.report.listening")),
+    ("commands", ("gradtts.grid", "gradtts.conf_store")),
 )
 # The package's own name stands for its __init__ only; its submodules each need their own entry.
 _EXACT_ONLY = {"gradtts"}

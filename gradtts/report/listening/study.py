@@ -1,6 +1,6 @@
 """What a listening page shows, found through the study layout: reference clips, generated clips, texts, scores.
 
-Everything is located with :mod:`gradtts.layout` and :func:`gradtts.grid.find_runs`, and the scores are the
+Everything is located with :mod:`gradtts.layout` and :func:`gradtts.layout.find_runs`, and the scores are the
 report's own rows (:func:`gradtts.report.cli.collect`, R and L from :func:`gradtts.report.stats.resilience_rows`),
 so the page shows the same labels and numbers as ``results.md``. Every problem is found before anything is
 written, and each error names the missing directory or file and the stage that makes it.
@@ -160,7 +160,6 @@ def gather(exp: str | Path, pairs: Sequence[str] | None = None, seeds: Sequence[
     arm ids): default all. ``reference``: the arm the A/B trials compare against (label or arm id; default
     the report's reference, the first l2 arm).
     """
-    from gradtts.grid import find_runs
     from gradtts.report.stats import arm_order
 
     exp = Path(exp)
@@ -168,7 +167,7 @@ def gather(exp: str | Path, pairs: Sequence[str] | None = None, seeds: Sequence[
         raise ListeningError(f"--max-sentences {max_sentences} / --refs {n_refs}: at least 1 sentence and 0 "
                              "or more reference clips")
     names = None if pairs is None else [layout.pair_name_of(p) for p in pairs]
-    runs = find_runs(exp, names)
+    runs = layout.find_runs(exp, names)
     if not runs:
         raise ListeningError(f"{layout.finetune_root(exp)}: no fine-tuning runs (with ckpt/)"
                              f"{' of pairs ' + ', '.join(names) if names else ''}; train them first "
