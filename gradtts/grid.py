@@ -149,6 +149,10 @@ def run_training(exp: Path, base: Path, pairs: Sequence[str], losses: Sequence[s
         # Each job gets its share of the cores, numba's pool included (its parallel alignment kernel otherwise
         # starts a spinning worker per core in every job: 3x slower).
         env.update(NUMBA_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+        # The jobs all align on their first step: compile the kernel here once, so that they only read its cache.
+        from gradtts.model.alignment import compile_kernels
+
+        compile_kernels()
     return subprocess.run(cmd, env=env).returncode
 
 

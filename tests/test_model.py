@@ -145,6 +145,28 @@ def test_monotonic_alignment_search_equals_brute_force():
             assert torch.equal(path[i], expected)
 
 
+@pytest.mark.slow  # two fresh interpreters, one compiling the parallel kernel: ~15 CPU-s
+def test_compile_kernels_fills_the_cache_that_later_processes_only_read(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), NUMBA_DEBUG_CACHE="1")
+    code = "from gradtts.model.alignment import compile_kernels; compile_kernels()"
+
+    def run():
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        return [line for line in out.stdout.splitlines() if "alignment" in line and "_path_batch" in line]
+
+    first = run()
+    assert any("data saved to" in line for line in first), first
+    cached = sorted(p.suffix for p in (tmp_path / "cache").rglob("alignment._path_batch-*"))
+    assert ".nbi" in cached and ".nbc" in cached
+    second = run()
+    assert any("data loaded from" in line for line in second), second
+    assert not any("data saved to" in line for line in second), second
+
+
 def test_generate_path_expands_durations():
     d = torch.tensor([[2.0, 1.0, 3.0]])
     mask = torch.ones(1, 3, 7)

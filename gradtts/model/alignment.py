@@ -69,3 +69,16 @@ def maximum_path(value: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     paths = np.zeros(values.shape, dtype=np.int32)
     _path_batch(paths, values, t_xs, t_ys)
     return torch.from_numpy(paths).to(device=value.device, dtype=value.dtype)
+
+
+def compile_kernels() -> None:
+    """Compile (or load from numba's on-disk cache) the alignment kernel now, on a tiny input.
+
+    Parallel jobs started after this call only read the cache: processes that compile the same kernel for the
+    first time at the same moment race on numba's cache index, which can leave it corrupt (a later process may
+    then crash on loading it).
+    """
+    if numba is None:
+        return
+    mask = torch.ones(1, 2, 3)
+    maximum_path(torch.zeros(1, 2, 3), mask)
