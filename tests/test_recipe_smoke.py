@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -47,6 +48,18 @@ def test_synthvox_recipe_smoke(tmp_path):
     assert len(rows) == 3 * 2 * 2  # losses x p x steps
     assert all(float(r["R"]) == 0.0 for r in rows if float(r["p"]) == 0.0)
     assert (exp / "report/R.png").stat().st_size > 5000
+    # Stage 7 measures fidelity against the pair's ref_test recordings of the same sentences; stage 8 reads it.
+    fid = json.loads((runs[0] / "score/step_0000004/fidelity.json").read_text())
+    assert fid["n_utts"] == 2 and [r["gen"] for r in fid["rows"]] == [r["ref"] for r in fid["rows"]]
+    assert 0 < fid["mean"]["mcd_db"] < 100
+    with open(exp / "report/fidelity.csv") as f:
+        fid_rows = {(r["loss"], r["p"], r["step"]): r for r in csv.DictReader(f)}
+    assert float(fid_rows[("huber", "0.0", "4")]["MCD"]) == pytest.approx(fid["mean"]["mcd_db"])
+    # Stage 8 writes the listening page by default; every clip it points at exists.
+    page = exp / "report/listening"
+    sources = re.findall(r'src="([^"]+)"', (page / "index.html").read_text())
+    assert len(sources) >= 2 * 2 + 6 * 2 and all((page / s).is_file() for s in sources)
+    assert (page / "ab.html").is_file()
     # Re-running is safe: every stage is skipped.
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0 and r.stdout.count("skipping") == 9

@@ -9,7 +9,7 @@ from scipy import stats
 
 from gradtts.report.ablation import ablation_markdown, ablation_rows, loss_spec
 from gradtts.report.cli import ReportConfig, collect, report
-from gradtts.report.fidelity import attach_fidelity, fidelity_rows, read_fidelity
+from gradtts.report.fidelity import attach_fidelity, fidelity_rows, read_fidelity, step0_fidelity
 from gradtts.report.stats import resilience_rows
 from gradtts.report.tables import read_csv
 
@@ -44,6 +44,10 @@ def mcd(tag: str, pair: int, seed: int, p: float) -> float:
     return 6.0 + 0.1 * list(ARMS).index(tag) + 0.2 * pair + 0.05 * seed + p
 
 
+def vde(tag: str, pair: int, p: float) -> float:
+    return 0.2 + 0.01 * list(ARMS).index(tag) + 0.02 * pair + 0.1 * p
+
+
 def write_study(root, fidelity_tags=("l2", "sh_exp_0.1")):
     for tag, loss in ARMS.items():
         for i, pair in enumerate(PAIRS):
@@ -61,7 +65,8 @@ def write_study(root, fidelity_tags=("l2", "sh_exp_0.1")):
                     (out / "summary.json").write_text(json.dumps(summary))
                     if tag in fidelity_tags:
                         (out / "fidelity.json").write_text(json.dumps(
-                            {"mean": {"mcd_db": mcd(tag, i, seed, p), "log_f0_rmse_cents": 100.0 + 10 * i + p * 50}}))
+                            {"mean": {"mcd_db": mcd(tag, i, seed, p), "log_f0_rmse_cents": 100.0 + 10 * i + p * 50,
+                                      "vde": vde(tag, i, p)}}))
     return root
 
 
@@ -144,8 +149,21 @@ def test_fidelity_is_read_beside_each_summary_and_paired_with_l2(tmp_path):
     # The price on clean data, paired with l2: 2 arm indices x 0.1 dB, the same in every unit (no spread).
     assert clean["dMCD"] == pytest.approx(0.2) and clean["dMCD_ci"] == pytest.approx(0.0, abs=1e-9)
     assert clean["reference"] == "l2" and rows[("l2", 0.0)]["reference"] is None
+    # VDE likewise: its arm offset is 0.01 per arm index, paired exactly.
+    assert clean["VDE"] == pytest.approx(sum(vde("sh_exp_0.1", i, 0.0) for i in range(len(PAIRS))) / len(PAIRS))
+    assert clean["dVDE"] == pytest.approx(0.02) and clean["dVDE_n"] == len(PAIRS)
     missing = read_fidelity(tmp_path / "nowhere" / "summary.json")
     assert all(math.isnan(v) for v in missing.values())
+
+
+def test_step0_fidelity_averages_each_metric_over_the_pairs_that_have_it():
+    nan = math.nan
+    rows = [{"pair": "A_B", "MCD": 12.0, "F0_RMSE": nan, "VDE": 0.2},   # no frame voiced in both
+            {"pair": "C_D", "MCD": 11.0, "F0_RMSE": 90.0, "VDE": 0.4},
+            {"pair": "E_F", "MCD": nan, "F0_RMSE": nan, "VDE": nan}]    # not measured: not a pair of the mean
+    out = step0_fidelity(rows)
+    assert out["n_pairs"] == 2 and out["MCD"] == pytest.approx(11.5) and out["VDE"] == pytest.approx(0.3)
+    assert (out["F0_RMSE"], out["F0_RMSE_pairs"]) == (90.0, 1)
 
 
 def test_corrupt_fidelity_file_names_itself(tmp_path):

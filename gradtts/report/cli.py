@@ -17,7 +17,7 @@ back to ``arm``, then ``loss``, for old summaries), step, seed and pair. Writes,
 - ``arms.csv``: per fine-tuning of a filter, adaptive-δ or LoRA arm, what it chose (``gradtts.report.arms``);
 - ``ablation.csv``: each δ(t) schedule against the exponential one and each robust loss against pseudo-Huber and
   L2, paired (``gradtts.report.ablation``);
-- ``fidelity.csv``: MCD and log-F0 RMSE to the target's recordings per arm × p × step, paired with the
+- ``fidelity.csv``: MCD, log-F0 RMSE and voicing error to the target's recordings per arm × p × step, paired with the
   reference arm, from the ``fidelity.json`` beside each summary (``gradtts.report.fidelity``);
 - ``results.md`` and the plots ``R.png``, ``L.png``, ``dR.png``;
 - with ``listening.exp=EXP``, ``listening/``: EXP's listening page (``index.html``, the blind A/B test
@@ -48,9 +48,9 @@ CSV_FILES = ("runs.csv", "results.csv", "paired.csv", "step0.csv", "ranking.csv"
              "ablation.csv", "fidelity.csv")
 PLOT_FILES = ("R.png", "L.png", "dR.png")
 RUNS_COLUMNS = ("kind", "arm", "arm_id", "loss", "pair", "p", "p_actual", "n_train", "n_corrupt", "seed", "step",
-                "S_T", "S_C", "R", "L", "A", "MCD", "F0_RMSE", "n_gen", "encoder", "vocoder", "summary")
-#: Aggregated per arm x p x step in results.csv (MCD and F0_RMSE: fidelity, NaN where it was not measured).
-METRICS = ("S_T", "S_C", "R", "L", "A", "MCD", "F0_RMSE")
+                "S_T", "S_C", "R", "L", "A", "MCD", "F0_RMSE", "VDE", "n_gen", "encoder", "vocoder", "summary")
+#: Aggregated per arm x p x step in results.csv (MCD, F0_RMSE, VDE: fidelity, NaN where it was not measured).
+METRICS = ("S_T", "S_C", "R", "L", "A", "MCD", "F0_RMSE", "VDE")
 
 
 @dataclass
