@@ -93,6 +93,9 @@ def test_resume_into_another_configuration_is_a_named_error(base_ckpt, tmp_path)
     rec = json.loads((out / "run.json").read_text())
     assert rec["arm"] == "scheduled_huber(exponential, δ_min=0.1)" and rec["loss_tag"].endswith("dmin0.1")
     assert rec["n_train"] == 6 and rec["n_corrupt"] == 1 and rec["p_actual"] == pytest.approx(1 / 6)
+    # Where it ran is recorded beside the identity, not in it (a run resumes on another machine).
+    assert rec["machine"]["torch"] == torch.__version__ and rec["machine"]["device"] == "cpu"
+    assert rec["machine"]["cpu"] and "machine" not in rec["identity"]
     # Step 0 is the base model plus the new speaker row, before any update.
     s0, info = load_checkpoint(out / "ckpt/step_0000000.pt")
     b, _ = load_checkpoint(base_ckpt)

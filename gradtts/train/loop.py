@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from gradtts.data.manifest import ManifestError, read_manifest
+from gradtts.device import machine_record
 from gradtts.io import atomic_write_text
 from gradtts.losses import ScoreLoss, loss_from_config
 from gradtts.model.checkpoint import checkpoint_payload, load_checkpoint
@@ -381,7 +382,7 @@ class Trainer:
                 "p_actual": n_corrupt / len(self.items), "base_checkpoint": self.cfg.adapt.checkpoint,
                 "new_speakers": list(self.new_speakers),
                 "filter": self.filter_result.summary() if self.filter_result is not None else None,
-                "adaptive": self.adaptive, "lora": self._lora_record()}
+                "adaptive": self.adaptive, "lora": self._lora_record(), "machine": machine_record(self.device)}
 
     def _lora_record(self) -> dict[str, Any] | None:
         """Adapter size and the voice file's bytes (of the last one written) for ``run.json``."""
