@@ -5,7 +5,7 @@ block and the CSVs beside it (`results/`) must be exactly what `gradtts-report` 
 either can always be traced to the summaries it came from:
 - `egs/synthvox/results/study/finetune/` -> `egs/synthvox/RESULTS.md`: the CPU study;
 - `egs/synthvox/ablation/finetune/` -> `egs/synthvox/ablation/RESULTS.md`: the schedule, robust-loss and fidelity
-  ablation, re-run with its own reference arms on one machine.
+  ablation, with its own runs of the reference arms.
 """
 
 import shutil

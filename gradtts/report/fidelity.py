@@ -92,13 +92,9 @@ def step0_fidelity(step0_rows: list[dict]) -> dict[str, float]:
             by_pair[r["pair"]].append(r)
     out = {"n_pairs": len(by_pair)}
     for m in METRICS:
-        vals = []
-        for g in by_pair.values():
-            have = [float(r[m]) for r in g if not math.isnan(float(r[m]))]
-            if have:
-                vals.append(sum(have) / len(have))
-        out[m] = sum(vals) / len(vals) if vals else math.nan
-        out[f"{m}_pairs"] = len(vals)
+        # The pair-level mean of the report's intervals: pairs averaged first, NaNs dropped.
+        pair_ci, _ = pair_and_seed_intervals((pair, float(r[m])) for pair, g in by_pair.items() for r in g)
+        out[m], out[f"{m}_pairs"] = pair_ci.mean, pair_ci.n
     return out
 
 
@@ -142,7 +138,7 @@ def fidelity_markdown(rows: list[dict], step0: dict[str, float] | None, n_runs: 
             d_mcd = fmt_interval(r["dMCD"], r["dMCD_ci"], r["dMCD_n"], digits=2) if has_ref else "–"
             d_f0 = fmt_interval(r["dF0_RMSE"], r["dF0_RMSE_ci"], r["dF0_RMSE_n"], digits=0) if has_ref else "–"
             vde = fmt_interval(100 * r["VDE"], 100 * r["VDE_ci"], n, digits=1, signed=False)
-            d_vde = (fmt_interval(100 * r["dVDE"], 100 * r["dVDE_ci"], r["dVDE_n"], digits=1) if has_ref else "–")
+            d_vde = fmt_interval(100 * r["dVDE"], 100 * r["dVDE_ci"], r["dVDE_n"], digits=1) if has_ref else "–"
             md.append(f"| {r['arm']} | {r['p']:.2f} | {n} | {mcd} | {d_mcd} | {f0} | {d_f0} | {vde} | {d_vde} |\n")
         md.append("\n")
     return "".join(md)
