@@ -1,6 +1,6 @@
-"""Figures: metrics against fine-tuning step (:func:`plot_metric`: one line per arm or comparison, one panel
-per corruption level, pair-level 95 % intervals as error bars) and the δ(t) schedules of the score losses
-(:func:`plot_delta_schedules`)."""
+"""Figures: a metric per arm or comparison (:func:`plot_metric`: lines against fine-tuning step, or a forest
+plot when there is one step; one panel per corruption level, pair-level 95 % intervals as error bars) and the
+δ(t) schedules of the score losses (:func:`plot_delta_schedules`)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,19 @@ from gradtts.io import atomic_path
 
 
 def plot_metric(agg: Sequence[dict], metric: str, path: str | os.PathLike, title: str | None = None,
-                series: str = "arm", note: str | None = None) -> None:
-    """Plot ``metric`` ± ``{metric}_ci`` of ``agg`` rows against ``step``, one line per ``series`` value.
+                series: str = "arm", note: str | None = None) -> dict:
+    """Plot ``metric`` ± ``{metric}_ci`` of ``agg`` rows, one series per ``series`` value, and say how.
 
     Panels are the p > 0 levels (p = 0 is the reference of R and L, flat at 0), or every level when
-    the rows hold none above 0. Rows whose metric is NaN are left out; a figure without any point still
-    gets written, with ``note`` (or a default) saying why it is empty, so a report always has its files.
+    the rows hold none above 0. With several steps each series is a line against ``step``; with one step
+    (an ablation at a single checkpoint) a line has nothing to join, so the figure becomes a forest plot:
+    one row per series, its interval drawn across a zero line. The legend (lines) sits below the axes and
+    the figure grows with the number of series, so neither covers the data. Rows whose metric is NaN are
+    left out; a figure without any point still gets written, with ``note`` (or a default) saying why it is
+    empty, so a report always has its files.
+
+    Returns ``{"layout": "lines" | "forest" | "empty", "series": [...], "panels": [p, ...]}``, where for
+    a forest ``series`` is read back from the drawn y-axis, top row first.
     """
     import matplotlib
 
@@ -28,36 +35,74 @@ def plot_metric(agg: Sequence[dict], metric: str, path: str | os.PathLike, title
     ps = (sorted({float(r["p"]) for r in agg if float(r["p"]) > 0}) or sorted({float(r["p"]) for r in agg})
           or [math.nan])
     names = sorted({str(r[series]) for r in pts_rows})
-    all_steps = [int(r["step"]) for r in pts_rows]
-    # Lines share their steps: shift each series sideways a little so the error bars do not overlap.
-    dodge = 0.012 * ((max(all_steps) - min(all_steps)) or 1) if all_steps else 0.0
-    fig, axes = plt.subplots(1, len(ps), figsize=(4.2 * len(ps), 3.4), sharey=True, squeeze=False)
-    for ax, p in zip(axes[0], ps):
-        for i, name in enumerate(names):
-            pts = sorted((int(r["step"]), float(r[metric]), float(r[f"{metric}_ci"]))
-                         for r in pts_rows if str(r[series]) == name and float(r["p"]) == p)
-            if not pts:
-                continue
-            steps, means, halves = zip(*pts)
-            xs = [s + (i - (len(names) - 1) / 2) * dodge for s in steps]
-            # An undefined interval (one pair) is drawn as a bare point, not as a zero-width bar.
-            ax.errorbar(xs, means, yerr=[0.0 if math.isnan(h) else h for h in halves], marker="o",
-                        capsize=3, label=name)
-        ax.axhline(0, color="grey", lw=0.8)
-        ax.set_title(f"p = {p:.2f}" if not math.isnan(p) else "")
-        ax.set_xlabel("fine-tuning step")
-        ax.grid(alpha=0.3)
-    if not pts_rows:
-        axes[0][0].text(0.5, 0.5, note or f"no {metric} values to plot", ha="center", va="center",
-                        transform=axes[0][0].transAxes, wrap=True)
-    axes[0][0].set_ylabel(metric)
-    if names:
-        axes[0][-1].legend(fontsize=8)
-    fig.suptitle(title or metric)
-    fig.tight_layout()
+    all_steps = sorted({int(r["step"]) for r in pts_rows})
+    layout = "empty" if not pts_rows else ("forest" if len(all_steps) == 1 else "lines")
+
+    def points(name: str, p: float) -> list[tuple[int, float, float]]:
+        return sorted((int(r["step"]), float(r[metric]), float(r[f"{metric}_ci"]))
+                      for r in pts_rows if str(r[series]) == name and float(r["p"]) == p)
+
+    if layout == "forest":
+        label_w = 0.075 * max(len(n) for n in names)   # inches of y tick labels, about 7.5 pt per character
+        fig, axes = plt.subplots(1, len(ps), figsize=(label_w + 3.6 * len(ps), 1.2 + 0.3 * len(names)),
+                                 sharey=True, squeeze=False)
+        for ax, p in zip(axes[0], ps):
+            for i, name in enumerate(names):
+                for _, mean, half in points(name, p):
+                    # An undefined interval (one pair) is a bare point, not a zero-width bar.
+                    ax.errorbar([mean], [i], xerr=[0.0 if math.isnan(half) else half], fmt="o", capsize=3,
+                                color=f"C{i % 10}")
+            ax.axvline(0, color="grey", lw=0.8)
+            ax.set_title(f"p = {p:.2f}, step {all_steps[0]}" if not math.isnan(p) else f"step {all_steps[0]}")
+            ax.set_xlabel(metric)
+            ax.grid(alpha=0.3, axis="x")
+        ax0 = axes[0][0]
+        ax0.set_yticks(range(len(names)), names, fontsize=8)
+        ax0.set_ylim(len(names) - 0.5, -0.5)   # first name on top, as in the tables
+        fig.suptitle(title or metric)
+        fig.tight_layout()
+        drawn = [t.get_text() for t in ax0.get_yticklabels()]
+    else:
+        legend_h = 0.22 * len(names)
+        fig, axes = plt.subplots(1, len(ps), figsize=(max(4.2 * len(ps), 6.0), 3.4 + legend_h), sharey=True,
+                                 squeeze=False)
+        # Lines share their steps: shift each series sideways a little so the error bars do not overlap.
+        dodge = 0.012 * ((all_steps[-1] - all_steps[0]) or 1) if all_steps else 0.0
+        for ax, p in zip(axes[0], ps):
+            for i, name in enumerate(names):
+                pts = points(name, p)
+                if not pts:
+                    continue
+                steps, means, halves = zip(*pts)
+                xs = [s + (i - (len(names) - 1) / 2) * dodge for s in steps]
+                ax.errorbar(xs, means, yerr=[0.0 if math.isnan(h) else h for h in halves], marker="o",
+                            capsize=3, label=name, color=f"C{i % 10}")
+            ax.axhline(0, color="grey", lw=0.8)
+            ax.set_title(f"p = {p:.2f}" if not math.isnan(p) else "")
+            ax.set_xlabel("fine-tuning step")
+            if all_steps:
+                ax.set_xticks(all_steps)
+            ax.grid(alpha=0.3)
+        if not pts_rows:
+            axes[0][0].text(0.5, 0.5, note or f"no {metric} values to plot", ha="center", va="center",
+                            transform=axes[0][0].transAxes, wrap=True)
+        axes[0][0].set_ylabel(metric)
+        fig.suptitle(title or metric)
+        if names:
+            handles, labels = axes[0][0].get_legend_handles_labels()
+            for ax in axes[0][1:]:
+                more = ax.get_legend_handles_labels()
+                handles += [h for h, lab in zip(*more) if lab not in labels]
+                labels += [lab for lab in more[1] if lab not in labels]
+            fig.legend(handles, labels, loc="lower center", fontsize=8, ncol=1, frameon=False)
+            fig.tight_layout(rect=(0, legend_h / (3.4 + legend_h), 1, 1))
+        else:
+            fig.tight_layout()
+        drawn = names
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
+    return {"layout": layout, "series": drawn, "panels": ps}
 
 
 #: Line styles of :func:`plot_delta_schedules`, so that curves that meet (all reach δ_min at t = 1) stay apart.
