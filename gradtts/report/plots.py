@@ -39,7 +39,8 @@ def plot_metric(agg: Sequence[dict], metric: str, path: str | os.PathLike, title
     layout = "empty" if not pts_rows else ("forest" if len(all_steps) == 1 else "lines")
 
     def points(name: str, p: float) -> list[tuple[int, float, float]]:
-        return sorted((int(r["step"]), float(r[metric]), float(r[f"{metric}_ci"]))
+        # An undefined interval (one pair) is drawn as a bare point, not as a zero-width bar.
+        return sorted((int(r["step"]), float(r[metric]), 0.0 if math.isnan(h := float(r[f"{metric}_ci"])) else h)
                       for r in pts_rows if str(r[series]) == name and float(r["p"]) == p)
 
     if layout == "forest":
@@ -49,9 +50,7 @@ def plot_metric(agg: Sequence[dict], metric: str, path: str | os.PathLike, title
         for ax, p in zip(axes[0], ps):
             for i, name in enumerate(names):
                 for _, mean, half in points(name, p):
-                    # An undefined interval (one pair) is a bare point, not a zero-width bar.
-                    ax.errorbar([mean], [i], xerr=[0.0 if math.isnan(half) else half], fmt="o", capsize=3,
-                                color=f"C{i % 10}")
+                    ax.errorbar([mean], [i], xerr=[half], fmt="o", capsize=3, color=f"C{i % 10}")
             ax.axvline(0, color="grey", lw=0.8)
             ax.set_title(f"p = {p:.2f}, step {all_steps[0]}" if not math.isnan(p) else f"step {all_steps[0]}")
             ax.set_xlabel(metric)
@@ -75,8 +74,7 @@ def plot_metric(agg: Sequence[dict], metric: str, path: str | os.PathLike, title
                     continue
                 steps, means, halves = zip(*pts)
                 xs = [s + (i - (len(names) - 1) / 2) * dodge for s in steps]
-                ax.errorbar(xs, means, yerr=[0.0 if math.isnan(h) else h for h in halves], marker="o",
-                            capsize=3, label=name, color=f"C{i % 10}")
+                ax.errorbar(xs, means, yerr=halves, marker="o", capsize=3, label=name, color=f"C{i % 10}")
             ax.axhline(0, color="grey", lw=0.8)
             ax.set_title(f"p = {p:.2f}" if not math.isnan(p) else "")
             ax.set_xlabel("fine-tuning step")
@@ -89,12 +87,12 @@ def plot_metric(agg: Sequence[dict], metric: str, path: str | os.PathLike, title
         axes[0][0].set_ylabel(metric)
         fig.suptitle(title or metric)
         if names:
-            handles, labels = axes[0][0].get_legend_handles_labels()
-            for ax in axes[0][1:]:
-                more = ax.get_legend_handles_labels()
-                handles += [h for h, lab in zip(*more) if lab not in labels]
-                labels += [lab for lab in more[1] if lab not in labels]
-            fig.legend(handles, labels, loc="lower center", fontsize=8, ncol=1, frameon=False)
+            # One entry per series, even when a series is missing from the first panel.
+            legend: dict = {}
+            for ax in axes[0]:
+                for handle, lab in zip(*ax.get_legend_handles_labels()):
+                    legend.setdefault(lab, handle)
+            fig.legend(list(legend.values()), list(legend), loc="lower center", fontsize=8, frameon=False)
             fig.tight_layout(rect=(0, legend_h / (3.4 + legend_h), 1, 1))
         else:
             fig.tight_layout()
