@@ -14,7 +14,7 @@ from gradtts.model.config import ModelConfig, build_model
 from gradtts.model.encoder import LayerNorm
 from gradtts.model.unet import SinusoidalPosEmb
 
-# Key lists of the official state dicts (copies of ../shared/reference, tests/data/README.md).
+# Key lists of the official state dicts (see tests/data/README.md).
 REFERENCE = Path(__file__).resolve().parent / "data"
 TINY = dict(OFFICIAL_CONFIG, spk_emb_dim=16, n_enc_channels=32, filter_channels=64, filter_channels_dp=32,
             n_enc_layers=2, dec_dim=16)

@@ -5,7 +5,7 @@ step>.residuals.tsv`` (e.g. ``step_0000120.residuals.tsv``): the few-shot clips 
 squared residual, largest first, with the manifest's ``corrupt`` flag. For every fine-tuning on a
 corrupted set and every step > 0 this module scores that ranking as a detector of corrupt clips (ROC AUC
 and precision@k, k = number of corrupt clips) and aggregates the scores per arm × p × step with the
-pair-level intervals of METHOD §6 (``gradtts.report.stats.aggregate``).
+pair-level intervals of docs/method.md §8 (``gradtts.report.stats.aggregate``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Resilience, leakage, adaptation and paired-comparison arithmetic of METHOD §6, with t-intervals.
+"""Resilience, leakage, adaptation and paired-comparison arithmetic of docs/method.md §7.2 and §8, with t-intervals.
 
 Every function works on *rows*: one dict per scored fine-tuning checkpoint with at least
 ``arm_id, arm, loss, pair, p, seed, step, S_T, S_C`` (``gradtts.report.cli.collect`` builds them from

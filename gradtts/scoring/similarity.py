@@ -1,4 +1,4 @@
-"""Speaker similarity S(gen, ref) of METHOD §6 (the resilience statistics live in ``gradtts.report.stats``)."""
+"""Speaker similarity S(gen, ref) of docs/method.md §7.1 (the resilience statistics: ``gradtts.report.stats``)."""
 
 from __future__ import annotations
 
