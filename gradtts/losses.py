@@ -14,8 +14,12 @@ residual); the caller reduces it over its mask (Grad-TTS: sum(rho) / (sum(mask) 
 - ``cauchy``:           rho_t(a) = delta(t)**2 log(1 + a**2 / delta(t)**2)
 - ``tukey``:            rho_t(a) = delta(t)**2 / 3 (1 - (1 - (a / delta(t))**2)**3) for |a| <= delta(t), else
                         delta(t)**2 / 3 (Tukey's biweight, scaled so that rho ~ a**2 for |a| << delta)
+- ``reweighted_l2``:    rho_t(a) = w(t) a**2, the control of scheduled_huber's reweighting of t: w(t) is the ratio
+                        E|rho'_delta(t)(a)| / E|2 a| of the scheduled pseudo-Huber loss's mean gradient magnitude to
+                        L2's, measured on the starting model's residuals before training (the caller measures it
+                        on a grid of t and passes the table; w is linear in t between grid points)
 
-Every loss but l2 behaves like a**2 for |a| << delta, so delta sets where "small" ends and the losses
+Every loss but l2 and reweighted_l2 behaves like a**2 for |a| << delta, so delta sets where "small" ends and the losses
 differ only in how they treat large residuals: pseudo-Huber grows linearly, Cauchy logarithmically,
 Tukey not at all (its gradient is zero beyond delta: such residuals are ignored).
 
@@ -31,21 +35,33 @@ from __future__ import annotations
 import abc
 import math
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import torch
 
+#: delta(t) of each documented schedule, as a function of the :class:`DeltaSchedule` (its ``delta_min``,
+#: ``t_step``, ``noise_to_signal``) and a float tensor of times. This table is the one registration point of a
+#: schedule: its key is then accepted by ``loss.schedule`` (checked when the config is composed), enters run
+#: identities and directory tags (``scheduled_huber_<name>_dmin<delta_min>``) and the schedule plot.
+SCHEDULE_FUNCTIONS: dict[str, Callable[["DeltaSchedule", torch.Tensor], torch.Tensor]] = {
+    "exponential": lambda s, t: torch.exp(t * math.log(s.delta_min)),
+    "linear": lambda s, t: 1.0 - (1.0 - s.delta_min) * t,
+    "step": lambda s, t: torch.where(t < s.t_step, torch.ones_like(t), torch.full_like(t, s.delta_min)),
+    "constant": lambda s, t: torch.full_like(t, s.delta_min),
+    "increasing": lambda s, t: torch.exp((1.0 - t) * math.log(s.delta_min)),
+    "snr": lambda s, t: (1.0 - s.delta_min) / (1.0 + s.noise_to_signal(t)) ** 2 + s.delta_min,
+}
 #: The documented schedule names, one per curve (the plot and the docs go through these).
-SCHEDULE_NAMES = ("exponential", "linear", "step", "constant", "increasing", "snr")
+SCHEDULE_NAMES = tuple(SCHEDULE_FUNCTIONS)
 #: Other accepted spellings -> the schedule they mean; ``backwards`` was the first name of ``increasing``.
 SCHEDULE_ALIASES = {"backwards": "increasing"}
 #: Every accepted schedule name (the documented ones, then the aliases).
 SCHEDULES = SCHEDULE_NAMES + tuple(SCHEDULE_ALIASES)
 #: Default diffusion time where the ``step`` schedule drops from 1 to delta_min.
 STEP_T = 0.5
-LOSSES = ("l2", "huber", "scheduled_huber", "adaptive_huber", "cauchy", "tukey")
-#: The losses whose delta follows a :class:`DeltaSchedule` set by ``delta_min`` and ``schedule``.
-SCHEDULED_LOSSES = ("scheduled_huber", "cauchy", "tukey")
+
+#: The loss whose per-t mean gradient magnitude ``reweighted_l2`` matches (with the config's schedule and delta_min).
+REWEIGHT_MATCHES = "scheduled_huber"
 
 #: ``noise_to_signal(t) -> r_t`` for the ``snr`` schedule.
 NoiseToSignal = Callable[[torch.Tensor], torch.Tensor]
@@ -154,18 +170,7 @@ class DeltaSchedule:
         t = torch.as_tensor(t)
         if not t.is_floating_point():
             t = t.float()
-        if self.name == "exponential":
-            return torch.exp(t * math.log(self.delta_min))
-        if self.name == "increasing":
-            return torch.exp((1.0 - t) * math.log(self.delta_min))
-        if self.name == "linear":
-            return 1.0 - (1.0 - self.delta_min) * t
-        if self.name == "step":
-            return torch.where(t < self.t_step, torch.ones_like(t), torch.full_like(t, self.delta_min))
-        if self.name == "constant":
-            return torch.full_like(t, self.delta_min)
-        c = self.delta_min
-        return (1.0 - c) / (1.0 + self.noise_to_signal(t)) ** 2 + c
+        return SCHEDULE_FUNCTIONS[self.name](self, t)
 
     def __repr__(self) -> str:
         step = f", t_step={self.t_step}" if self.name == "step" else ""
@@ -282,10 +287,52 @@ class AdaptivePseudoHuberLoss(ScheduledPseudoHuberLoss):
         return f"AdaptivePseudoHuberLoss({self.schedule!r}, quantile={self.quantile})"
 
 
+class ReweightedL2Loss(ScoreLoss):
+    """``w(t) a^2`` with w a table over t, linear between its times and constant beyond the first and last.
+
+    The table is the measured ratio of the ``matched`` loss's mean |gradient| to L2's at each time (see
+    :func:`gradtts.train.probe.matched_weights`), so this loss weights each t as that loss does on average
+    while treating every residual alike (no down-weighting of outliers). ``matched`` is the schedule the
+    table was measured for (kept for the record only: the loss never reads delta).
+    """
+
+    name = "reweighted_l2"
+
+    def __init__(self, t_values: Sequence[float], weights: Sequence[float], matched: DeltaSchedule | None = None):
+        t_values, weights = [float(t) for t in t_values], [float(w) for w in weights]
+        if not t_values or len(t_values) != len(weights):
+            raise ValueError(f"reweighted_l2 needs one weight per time, got {len(t_values)} times and "
+                             f"{len(weights)} weights")
+        if any(b <= a for a, b in zip(t_values, t_values[1:])):
+            raise ValueError(f"reweighted_l2 times must increase strictly, got {t_values}")
+        if not all(math.isfinite(w) and w > 0 for w in weights):
+            raise ValueError(f"reweighted_l2 weights must be finite and > 0, got {weights}")
+        self.t_values, self.weights, self.matched = t_values, weights, matched
+
+    def weight(self, t: torch.Tensor) -> torch.Tensor:
+        """w(t) per sample: linear interpolation in the table, the end values outside it (float32 or wider)."""
+        t = torch.as_tensor(t)
+        t = t.to(torch.promote_types(t.dtype, torch.float32))
+        xs = torch.tensor(self.t_values, dtype=t.dtype, device=t.device)
+        ys = torch.tensor(self.weights, dtype=t.dtype, device=t.device)
+        if len(xs) == 1:
+            return ys.expand_as(t).clone()
+        tc = t.clamp(xs[0], xs[-1])
+        hi = torch.searchsorted(xs, tc, right=True).clamp(1, len(xs) - 1)
+        x0, x1, y0, y1 = xs[hi - 1], xs[hi], ys[hi - 1], ys[hi]
+        return y0 + (tc - x0) / (x1 - x0) * (y1 - y0)
+
+    def __call__(self, residual: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return _per_sample(self.weight(t), residual) * l2(residual)
+
+    def __repr__(self) -> str:
+        return f"ReweightedL2Loss(matched={self.matched!r}, t={self.t_values}, w={self.weights})"
+
+
 @dataclass
 class LossConfig:
     """Hydra group ``loss/``: which loss and its parameters (options ``l2``, ``huber``, ``scheduled_huber``,
-    ``adaptive_huber``, ``cauchy``, ``tukey``).
+    ``adaptive_huber``, ``cauchy``, ``tukey``, ``reweighted_l2``).
 
     - ``l2``: the official Grad-TTS score loss, rho(a) = a^2;
     - ``huber``: constant-delta pseudo-Huber, rho(a) = 2 delta (sqrt(a^2 + delta^2) - delta);
@@ -297,7 +344,12 @@ class LossConfig:
     - ``cauchy``: rho(a) = delta^2 log(1 + a^2 / delta^2), and ``tukey``: Tukey's biweight scaled to ~a^2 near 0
       (see :func:`tukey_biweight`). Both take delta(t) from the same fields as ``scheduled_huber``:
       ``delta_min`` and ``schedule`` (``loss=cauchy loss.schedule=constant loss.delta_min=0.5`` is a
-      constant-delta Cauchy loss with delta = 0.5); the ``huber`` field ``delta`` is not read.
+      constant-delta Cauchy loss with delta = 0.5); the ``huber`` field ``delta`` is not read;
+    - ``reweighted_l2``: L2 with a weight w(t) per diffusion time, the ratio of the mean |gradient| of
+      ``scheduled_huber`` with this config's ``schedule`` and ``delta_min`` (and ``step_t``, beta range) to L2's,
+      measured on the starting model's residuals on the training set before training (on a fixed grid of t,
+      seeded noise; recorded in ``run.json``): the reweighting of t that the scheduled loss makes, without
+      its robustness.
 
     Schedules (``schedule``): ``exponential`` delta_min^t (the paper's), ``linear`` 1 - (1 - delta_min) t,
     ``step`` 1 for t < ``step_t`` then delta_min, ``constant`` delta_min, ``increasing`` delta_min^(1 - t) (the
@@ -306,10 +358,11 @@ class LossConfig:
     the step schedule only, and the beta range by ``snr`` only (None to take the model's own).
     """
 
-    name: str = "l2"                   # l2 | huber | scheduled_huber | adaptive_huber | cauchy | tukey
+    name: str = "l2"                   # l2 | huber | scheduled_huber | adaptive_huber | cauchy | tukey | reweighted_l2
     delta: float = 0.1                 # huber
-    delta_min: float = 0.1             # scheduled_huber, cauchy, tukey: delta at t = 1 (at t = 0 for increasing)
-    # scheduled_huber, adaptive_huber, cauchy, tukey:
+    # scheduled_huber, cauchy, tukey, reweighted_l2 (the matched loss's): delta at t = 1 (at t = 0 for increasing)
+    delta_min: float = 0.1
+    # scheduled_huber, adaptive_huber, cauchy, tukey, reweighted_l2:
     # exponential (the paper's) | linear | step | constant | increasing (alias backwards) | snr
     schedule: str = "exponential"
     step_t: float = STEP_T             # step schedule: delta = 1 for t < step_t, delta_min from step_t on
@@ -318,39 +371,63 @@ class LossConfig:
     beta_max: Optional[float] = None
 
 
-_SCHEDULED_CLASSES = {"scheduled_huber": ScheduledPseudoHuberLoss, "cauchy": CauchyLoss, "tukey": TukeyLoss}
+#: The robust losses whose delta follows a :class:`DeltaSchedule` set by ``delta_min`` and ``schedule``. This is
+#: the one registration point of such a loss (a :class:`ScheduledDeltaLoss` subclass with its ``name`` and rho):
+#: its name is then a choice of ``loss.name``, and its identity, directory tag (``<name>_<schedule>_dmin<delta_min>``)
+#: and label follow from the schedule fields (:mod:`gradtts.train.identity`).
+SCHEDULED_LOSS_CLASSES: dict[str, type[ScheduledDeltaLoss]] = {
+    cls.name: cls for cls in (ScheduledPseudoHuberLoss, CauchyLoss, TukeyLoss)}
+SCHEDULED_LOSSES = tuple(SCHEDULED_LOSS_CLASSES)
+#: Every loss name (``loss.name``).
+LOSSES = ("l2", "huber", *SCHEDULED_LOSSES, "adaptive_huber", "reweighted_l2")
+
+
+#: A measured w(t) table of ``reweighted_l2``: ``(times, weights)``.
+WeightTable = tuple[Sequence[float], Sequence[float]]
 
 
 def build_loss(name: str = "l2", *, delta: float = 0.1, delta_min: float = 0.1, schedule: str = "exponential",
                beta_min: float = 0.05, beta_max: float = 20.0, noise_to_signal: NoiseToSignal | None = None,
-               quantile: float = 0.5, step_t: float = STEP_T) -> ScoreLoss:
+               quantile: float = 0.5, step_t: float = STEP_T, weight_table: WeightTable | None = None) -> ScoreLoss:
     """Make a loss from config values; ``noise_to_signal`` defaults to the linear-beta VP SDE's.
 
     ``adaptive_huber`` takes its measured delta_min as ``delta_min`` (``quantile`` is recorded with it);
+    ``reweighted_l2`` its measured ``weight_table`` (the schedule fields name the loss it was matched to);
     ``step_t`` is the switch time of the ``step`` schedule.
     """
     if name == "l2":
         return L2Loss()
     if name == "huber":
         return PseudoHuberLoss(delta)
-    if name in (*SCHEDULED_LOSSES, "adaptive_huber"):
+    if name in (*SCHEDULED_LOSSES, "adaptive_huber", "reweighted_l2"):
         if noise_to_signal is None and schedule == "snr":
             noise_to_signal = vp_noise_to_signal(beta_min, beta_max)
         sched = DeltaSchedule(schedule, delta_min, noise_to_signal, t_step=step_t)
         if name == "adaptive_huber":
             return AdaptivePseudoHuberLoss(sched, quantile)
-        return _SCHEDULED_CLASSES[name](sched)
+        if name == "reweighted_l2":
+            if weight_table is None:
+                raise ValueError("loss=reweighted_l2 needs its w(t) table measured first (the trainer does this; "
+                                 "outside it, pass weight_table)")
+            return ReweightedL2Loss(*weight_table, matched=sched)
+        return SCHEDULED_LOSS_CLASSES[name](sched)
     raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
 
 
-def loss_from_config(cfg, beta_min: float = 0.05, beta_max: float = 20.0, measured_delta_min: float | None = None
-                     ) -> ScoreLoss:
+def _getter(cfg) -> Callable:
+    """``get(key, default)`` of a :class:`LossConfig`, dict or OmegaConf node."""
+    return cfg.get if hasattr(cfg, "get") else (lambda k, d=None: getattr(cfg, k, d))
+
+
+def loss_from_config(cfg, beta_min: float = 0.05, beta_max: float = 20.0, measured_delta_min: float | None = None,
+                     measured_weights: WeightTable | None = None) -> ScoreLoss:
     """:func:`build_loss` from a :class:`LossConfig`, dict or OmegaConf node.
 
     ``beta_min``/``beta_max`` are used where the config leaves them None (pass the model's);
-    ``measured_delta_min`` is required by ``adaptive_huber`` (the value its quantile rule gave).
+    ``measured_delta_min`` is required by ``adaptive_huber`` (the value its quantile rule gave),
+    ``measured_weights`` by ``reweighted_l2`` (the table :func:`gradtts.train.probe.matched_weights` gave).
     """
-    get = cfg.get if hasattr(cfg, "get") else (lambda k, d=None: getattr(cfg, k, d))
+    get = _getter(cfg)
     step_t = float(get("step_t", STEP_T))
     if get("name", "l2") == "adaptive_huber":
         if measured_delta_min is None:
@@ -367,4 +444,12 @@ def loss_from_config(cfg, beta_min: float = 0.05, beta_max: float = 20.0, measur
     bmax = get("beta_max", None)
     return build_loss(get("name", "l2"), delta=get("delta", 0.1), delta_min=get("delta_min", 0.1),
                       schedule=get("schedule", "exponential"), beta_min=beta_min if bmin is None else bmin,
-                      beta_max=beta_max if bmax is None else bmax, step_t=step_t)
+                      beta_max=beta_max if bmax is None else bmax, step_t=step_t, weight_table=measured_weights)
+
+
+def matched_loss_from_config(cfg, beta_min: float = 0.05, beta_max: float = 20.0) -> ScoreLoss:
+    """The loss a ``reweighted_l2`` config is matched to: :data:`REWEIGHT_MATCHES` with the config's schedule fields."""
+    get = _getter(cfg)
+    fields = {k: get(k, None) for k in ("delta_min", "schedule", "step_t", "beta_min", "beta_max")}
+    return loss_from_config({k: v for k, v in fields.items() if v is not None} | {"name": REWEIGHT_MATCHES},
+                            beta_min, beta_max)

@@ -405,6 +405,12 @@ def test_new_loss_and_schedule_tags():
          "tukey(increasing, δ_min=0.01)"),
         ({"name": "adaptive_huber", "schedule": "step", "step_t": 0.7}, "adaptive_huber_step0.7_q0.5",
          "adaptive_huber(step at t=0.7, q=0.5)"),
+        ({"name": "reweighted_l2", "delta_min": 0.01}, "reweighted_l2_exponential_dmin0.01",
+         "reweighted_l2(exponential, δ_min=0.01)"),
+        ({"name": "reweighted_l2", "schedule": "step", "step_t": 0.3}, "reweighted_l2_step0.3_dmin0.1",
+         "reweighted_l2(step at t=0.3, δ_min=0.1)"),
+        ({"name": "reweighted_l2", "schedule": "increasing"}, "reweighted_l2_backwards_dmin0.1",
+         "reweighted_l2(increasing, δ_min=0.1)"),
     ]
     for fields, tag, label in cases:
         assert (loss_tag({**full, **fields}), loss_label({**full, **fields})) == (tag, label)

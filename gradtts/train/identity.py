@@ -48,12 +48,14 @@ def loss_identity(loss: Mapping[str, Any]) -> dict[str, Any]:
     A schedule alias is resolved, so ``backwards`` and ``increasing`` give one identity; it is recorded as
     ``backwards``, the name the first such runs were recorded under, so that their identities and directory
     tags stay valid. ``step_t`` enters for the step schedule only, so the other identities are as before.
+    ``reweighted_l2`` has the fields of the scheduled loss it is matched to (its measured w(t) table is, like
+    the adaptive δ, a function of the starting model, the few-shot set and the seed, and recorded in ``run.json``).
     """
     name = loss.get("name", "l2")
     out: dict[str, Any] = {"name": name}
     if name == "huber":
         out["delta"] = float(loss["delta"])
-    elif name in (*SCHEDULED_LOSSES, "adaptive_huber"):
+    elif name in (*SCHEDULED_LOSSES, "adaptive_huber", "reweighted_l2"):
         if name == "adaptive_huber":
             out["quantile"] = float(loss.get("quantile", 0.5))
         else:
@@ -70,17 +72,19 @@ def loss_identity(loss: Mapping[str, Any]) -> dict[str, Any]:
 #: Documented schedule name -> the name identities and tags record (see :func:`loss_identity`).
 _RECORDED_SCHEDULE = {"increasing": "backwards"}
 
-_LABELS = {"huber": "huber(δ={delta:g})", "scheduled_huber": "scheduled_huber({schedule}, δ_min={delta_min:g})",
-           "adaptive_huber": "adaptive_huber({schedule}, q={quantile:g})",
-           "cauchy": "cauchy({schedule}, δ_min={delta_min:g})", "tukey": "tukey({schedule}, δ_min={delta_min:g})"}
-_TAGS = {"huber": "huber_d{delta:g}", "scheduled_huber": "scheduled_huber_{schedule}_dmin{delta_min:g}",
-         "adaptive_huber": "adaptive_huber_{schedule}_q{quantile:g}",
-         "cauchy": "cauchy_{schedule}_dmin{delta_min:g}", "tukey": "tukey_{schedule}_dmin{delta_min:g}"}
+# Label and tag formats of the losses whose fields are not a schedule with its delta_min; those (every scheduled
+# loss, reweighted_l2) share one pattern, so a loss registered in gradtts.losses needs no entry here.
+_LABELS = {"huber": "huber(δ={delta:g})", "adaptive_huber": "adaptive_huber({schedule}, q={quantile:g})"}
+_TAGS = {"huber": "huber_d{delta:g}", "adaptive_huber": "adaptive_huber_{schedule}_q{quantile:g}"}
+_SCHEDULED_LABEL = "{name}({schedule}, δ_min={delta_min:g})"
+_SCHEDULED_TAG = "{name}_{schedule}_dmin{delta_min:g}"
 
 
 def _describe(loss: Mapping[str, Any], formats: Mapping[str, str], label: bool) -> str:
     ident = loss_identity(loss)
     fmt = formats.get(ident["name"])
+    if not fmt and "delta_min" in ident:
+        fmt = _SCHEDULED_LABEL if label else _SCHEDULED_TAG
     if not fmt:
         return str(ident["name"])
     fields = dict(ident)
