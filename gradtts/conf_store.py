@@ -17,8 +17,9 @@ This module, in the commands layer, maps each name to that registration (:data:`
 :func:`register_all`) and builds a command's typed config by name (:func:`load_stage_config`), for code
 that drives several stages (``gradtts.grid``).
 
-YAML is left for presets: ``conf/experiment/*.yaml`` (``@package _global_``; ``experiment=NAME`` works for
-every command) and the SLURM launcher. A config directory of your own (``$GRADTTS_CONF_DIR``) may add
+YAML is left for presets: ``conf/experiment/*.yaml`` (``@package _global_``; ``experiment=NAME`` is accepted by
+every command, and each command's ``--help`` lists those that compose for it: the shipped ones are training
+presets) and the SLURM launcher. A config directory of your own (``$GRADTTS_CONF_DIR``) may add
 presets and group options under new names (``loss/my_huber.yaml`` holding only the fields it changes);
 Hydra refuses a YAML file named like a registered primary config (``train.yaml``...).
 """
@@ -82,11 +83,12 @@ def load_stage_config(config_name: str, overrides: Sequence[str] = (), *, allow_
     the caller to fill with ``dataclasses.replace`` (handy for paths, which the override grammar would need
     quoted). Safe to call per run and inside a running Hydra app (about 0.1 s per call).
     """
-    from gradtts.config import compose_stage, to_object
+    from gradtts.config import check_choices, compose_stage, to_object
 
     if config_name not in REGISTER:
         raise ValueError(f"{config_name!r}: no such command config; use one of {', '.join(REGISTER)}")
     cfg = compose_stage(config_name, overrides, REGISTER[config_name])
+    check_choices(cfg)  # as the command does: a name outside its field's choices fails here, not mid-run
     node_name = STAGE_NODES[config_name]
     node = cfg[node_name] if node_name else cfg
     return to_object(node, allow_missing)

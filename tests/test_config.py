@@ -23,14 +23,16 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from gradtts.conf_store import load_stage_config, register_all
-from gradtts.config import PACKAGE_CONF_DIR, conf_dir
+from gradtts.conf_store import REGISTER, load_stage_config, register_all
+from gradtts.config import DEVICES, PACKAGE_CONF_DIR, check_command_line, composing_presets, conf_dir
+from gradtts.losses import LOSSES, SCHEDULES
 from gradtts.model import OFFICIAL_CONFIG
 from gradtts.model.checkpoint import save_checkpoint
 from gradtts.model.config import ModelConfig, build_model, model_preset
 from gradtts.synth import SynthConfig, run_synthesis
 from gradtts.train.cli import compose
-from gradtts.train.config import TRAIN_GROUP_DEFAULTS, TrainConfig, option_config, train_group_options
+from gradtts.train.config import (TRAIN_GROUP_DEFAULTS, TRAINABLE_PARTS, TrainConfig, option_config,
+                                  train_group_options)
 from gradtts.train import ddp
 from gradtts.train.loop import Trainer
 from train_fixtures import make_feats, smoke_overrides
@@ -148,7 +150,7 @@ def test_group_options_are_their_dataclass_defaults_except_the_fields_they_set()
     options = train_group_options()
     assert {g: sorted(o) for g, (_, o) in options.items()} == {
         "model": ["gradtts", "small", "tiny"], "data": ["manifest"],
-        "loss": ["adaptive_huber", "cauchy", "huber", "l2", "scheduled_huber", "tukey"],
+        "loss": sorted(LOSSES),  # one option per registered loss
         "optim": ["adam"], "trainer": ["default"], "filter": ["embedding", "none", "residual"]}
     for group, (cls, opts) in options.items():
         assert sorted(repo[group]) == sorted(f"{o}.yaml" for o in opts), group
@@ -216,6 +218,115 @@ def test_load_stage_config_inside_a_running_multirun(tmp_path):
     assert res.returncode == 0, res.stderr
     jobs = [line.split()[1:] for line in res.stdout.splitlines() if line.startswith("JOB")]
     assert jobs == [["probe_app", "a", "a"], ["probe_app", "b", "b"]]
+
+
+# ---- enumerated fields and each command's help ------------------------------------------------------------
+
+# Runs console entry points in one process (one torch import): argv lists in, exit status and output out.
+_DRIVER = """
+import contextlib, io, json, sys
+
+from hydra.core.global_hydra import GlobalHydra
+
+import gradtts.report.cli, gradtts.scoring.cli, gradtts.synth, gradtts.train.cli
+
+MAINS = {"train": gradtts.train.cli.main, "synth": gradtts.synth.main, "score": gradtts.scoring.cli.main,
+         "report": gradtts.report.cli.main}
+results = []
+for name, *args in json.loads(sys.argv[1]):
+    out, err, rc = io.StringIO(), io.StringIO(), 0
+    sys.argv = [f"gradtts-{name}", *args]
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            MAINS[name]()
+        except SystemExit as exc:
+            rc = exc.code or 0
+    GlobalHydra.instance().clear()
+    results.append({"rc": rc, "out": out.getvalue(), "err": err.getvalue()})
+sys.stdout.write(json.dumps(results))
+"""
+
+
+def _commands(tmp_path: Path, calls: list[list[str]]) -> list[dict]:
+    driver = _write(tmp_path / "driver.py", _DRIVER)
+    res = subprocess.run([sys.executable, str(driver), json.dumps(calls)], capture_output=True, text=True,
+                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+def test_a_bad_enumerated_value_stops_each_command_at_composition(tmp_path):
+    run_dir = tmp_path / "run"
+    calls = [["train", "loss.schedule=cosine", "--cfg", "job"],
+             ["train", "loss.schedule=cosine", "data.feats_dir=x", f"trainer.out_dir={run_dir}"],
+             ["synth", "synth.vocoder=wavenet", "--cfg", "job"],
+             ["score", "encoder=xvector", "--cfg", "job"],
+             ["report", "listening.format=aac", "--cfg", "job"],
+             ["train", "trainer.device=cuda:1", "trainer.vocoder=null", "--cfg", "job"]]
+    *bad, good = _commands(tmp_path, calls)
+    expected = [f"gradtts-train: error: loss.schedule='cosine': expected one of {', '.join(SCHEDULES)}"] * 2 + [
+        "gradtts-synth: error: synth.vocoder='wavenet': expected one of auto, hifigan, griffinlim",
+        "gradtts-score: error: encoder='xvector': expected one of ge2e, ecapa",
+        "gradtts-report: error: listening.format='aac': expected one of ogg, mp3, flac, wav"]
+    assert [(r["rc"], r["out"], r["err"].strip()) for r in bad] == [(2, "", e) for e in expected]
+    assert not run_dir.exists()  # stopped before Hydra made the run directory
+    # An indexed device and a null vocoder are within the choices.
+    assert good["rc"] == 0 and "device: cuda:1\n" in good["out"] and "vocoder: null\n" in good["out"], good["err"]
+
+
+def test_choices_are_checked_in_every_job_of_a_multirun_and_in_list_elements():
+    from gradtts.train.cli import register_config
+
+    with pytest.raises(ValueError) as exc:
+        check_command_line("train", register_config, [
+            "-m", "loss.schedule=linear,cosine", "trainer.device=cpu,gpu", "adapt.trainable=[decoder,spk_neww]"])
+    assert str(exc.value) == "; ".join([
+        f"adapt.trainable[1]='spk_neww': expected one of {', '.join(TRAINABLE_PARTS)}",
+        f"loss.schedule='cosine': expected one of {', '.join(SCHEDULES)}",
+        f"trainer.device='gpu': expected one of {', '.join(DEVICES)}"])
+    check_command_line("train", register_config, ["-m", "loss=l2,huber", "trainer.device=cpu,cuda:0"])
+    with pytest.raises(ValueError, match=f"loss.name='l1': expected one of {', '.join(LOSSES)}$"):
+        load_stage_config("train", ["loss.name=l1"], allow_missing=True)
+
+
+def test_every_shipped_preset_composes_for_training_only():
+    register_all()
+    shipped = sorted(p.removesuffix(".yaml") for p in PRESETS)
+    assert composing_presets("train") == shipped
+    for name in shipped:
+        load_stage_config("train", [f"experiment={name}"], allow_missing=True)
+    assert load_stage_config("train", ["experiment=smoke"], allow_missing=True).trainer.max_steps == 20
+    for command in ("synth", "score", "report"):
+        assert composing_presets(command) == [], command
+
+
+def _presets_line(help_text: str) -> list[str]:
+    (line,) = [x for x in help_text.splitlines() if x.startswith("Presets (experiment=NAME")]
+    listed = line.split(": ", 1)[1]
+    return [] if listed == "none" else listed.split(", ")
+
+
+@pytest.mark.slow  # four --help runs, each composing every preset: ~13 CPU-s on the loaded 2-core machine
+def test_each_command_has_its_own_help_listing_only_the_presets_that_compose_for_it(site_conf, tmp_path):
+    _write(site_conf / "experiment" / "quick_synth.yaml", "# @package _global_\nsynth:\n  n_timesteps: 2\n")
+    _write(site_conf / "experiment" / "ecapa_scoring.yaml", "# @package _global_\nencoder: ecapa\n")
+    _write(site_conf / "experiment" / "typo_scoring.yaml", "# @package _global_\nencoder: xvector\n")
+    helps = dict(zip(REGISTER, _commands(tmp_path, [[name, "--help"] for name in REGISTER])))
+    presets = {"train": sorted(p.removesuffix(".yaml") for p in PRESETS), "synth": ["quick_synth"],
+               "score": ["ecapa_scoring"], "report": []}
+    for name, res in helps.items():
+        text = res["out"]
+        assert res["rc"] == 0, res["err"]
+        assert text.startswith(f"gradtts-{name}") and "powered by hydra" not in text.lower(), text
+        assert _presets_line(text) == presets[name]
+        assert f"\nExamples:\n  gradtts-{name} " in text
+    train = helps["train"]["out"]
+    assert "  data.feats_dir=???\n" in train and "  gradtts-train experiment=base data.feats_dir=FEATS_DIR\n" in train
+    assert f"  loss.schedule=exponential    one of {', '.join(SCHEDULES)}\n" in train
+    assert "  loss: " + ", ".join(f"{o}*" if o == "l2" else o for o in sorted(LOSSES)) + "\n" in train
+    assert "  synth.texts=???\n" in helps["synth"]["out"] and "  synth.n_timesteps=10\n" in helps["synth"]["out"]
+    assert "  encoder=ge2e    one of ge2e, ecapa\n" in helps["score"]["out"]
+    assert "  level=0.95\n" in helps["report"]["out"]
 
 
 # ---- packaging ---------------------------------------------------------------------------------------------

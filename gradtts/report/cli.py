@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from gradtts.config import NESTED_CHOICES
+from gradtts.report.listening.clips import FORMATS
 from gradtts.report.listening.report_hook import ListeningOptions
 
 log = logging.getLogger(__name__)
@@ -66,7 +68,8 @@ class ReportConfig:
     # Arm (label or arm_id) that the ΔR plot subtracts; None: the l2 arm, else the first arm.
     reference_arm: Optional[str] = None
     # listening.exp=EXP: also write EXP's listening page to out_dir/listening/ (gradtts.report.listening).
-    listening: ListeningOptions = field(default_factory=ListeningOptions)
+    listening: ListeningOptions = field(default_factory=ListeningOptions,
+                                        metadata={NESTED_CHOICES: {"format": FORMATS}})
     # Ratings CSVs downloaded from the page's ab.html -> a preference table (split by these CSV columns too).
     ratings: list[str] = field(default_factory=list)
     ratings_by: list[str] = field(default_factory=list)

@@ -12,8 +12,12 @@ from typing import Any, Optional
 
 from omegaconf import MISSING
 
-from gradtts.losses import LOSSES, LossConfig
+from gradtts.config import CHOICES, DEVICES, NESTED_CHOICES
+from gradtts.losses import LOSSES, SCHEDULES, LossConfig
 from gradtts.model.config import MODEL_PRESETS, ModelConfig
+from gradtts.model.lora import LORA_TARGETS
+from gradtts.scoring.encoders import ENCODERS
+from gradtts.vocoder.frontend import KINDS as VOCODER_KINDS
 
 #: Names accepted in ``adapt.trainable``.
 TRAINABLE_PARTS = ("encoder", "decoder", "spk_emb", "spk_new")
@@ -21,6 +25,12 @@ TRAINABLE_PARTS = ("encoder", "decoder", "spk_emb", "spk_new")
 FILTERS = ("none", "residual", "embedding")
 #: ``adapt.method``: update the trainable parts (``full``) or low-rank adapters on the decoder's U-Net (``lora``).
 ADAPT_METHODS = ("full", "lora")
+#: ``optim.name``: the official recipe's optimiser is the only one implemented.
+OPTIMIZERS = ("adam",)
+#: ``trainer.precision``: fp32, or bf16 autocast of the U-Net score estimator (``gradtts.train.speed``).
+PRECISIONS = ("fp32", "bf16")
+#: ``trainer.vocoder`` of the TensorBoard samples: a vocoder kind, or none.
+SAMPLE_VOCODERS = (*VOCODER_KINDS, "none")
 
 
 @dataclass
@@ -47,7 +57,7 @@ class OptimConfig:
     """Hydra group ``optim/`` (option ``adam``): the official recipe, Adam 1e-4 without a schedule, gradient
     norm clipped to 1 for encoder and decoder separately."""
 
-    name: str = "adam"
+    name: str = field(default="adam", metadata={CHOICES: OPTIMIZERS})
     lr: float = 1e-4
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     eps: float = 1e-8
@@ -70,9 +80,9 @@ class TrainerConfig:
     sample_every: int = 0             # TensorBoard mel image + audio every this many steps (0: off)
     sample_timesteps: int = 10
     seed: int = 1234
-    device: str = "auto"              # auto | cpu | cuda | cuda:N (under torchrun: the local rank's GPU)
+    device: str = field(default="auto", metadata={CHOICES: DEVICES})  # under torchrun cuda: the local rank's GPU
     num_threads: Optional[int] = None  # CPU threads of this process (None: torch's default); 1 lets jobs share cores
-    precision: str = "fp32"           # fp32 | bf16 (autocast of the U-Net score estimator)
+    precision: str = field(default="fp32", metadata={CHOICES: PRECISIONS})  # bf16: autocast of the U-Net
     compile: bool = False             # torch.compile the U-Net score estimator
     tf32: bool = False
     deterministic: bool = False       # bit-identical resume: CPU without oneDNN (~1.5x slower), cuDNN deterministic
@@ -82,7 +92,8 @@ class TrainerConfig:
     track_utts: Optional[bool] = None  # per-utterance residual table; None: on when fine-tuning
     progress: bool = True
     tensorboard: bool = True
-    vocoder: Optional[str] = "auto"   # audio samples: auto (HiFi-GAN, else Griffin-Lim) | griffinlim | none
+    # audio samples: auto (HiFi-GAN, else Griffin-Lim) | hifigan | griffinlim | none
+    vocoder: Optional[str] = field(default="auto", metadata={CHOICES: SAMPLE_VOCODERS})
 
 
 @dataclass
@@ -92,13 +103,13 @@ class AdaptConfig:
     checkpoint: Optional[str] = None  # ours or official; when set, the model group is ignored
     n_spks: Optional[int] = None      # force the base speaker count of an official file
     pe_scale: Optional[float] = None  # official files do not store it (1000; 1 for grad-tts-old.pt)
-    trainable: list[str] = field(default_factory=lambda: ["decoder", "spk_new"])
+    trainable: list[str] = field(default_factory=lambda: ["decoder", "spk_new"], metadata={CHOICES: TRAINABLE_PARTS})
     # lora: the decoder's U-Net stays frozen and gets rank-r adapters on its convolutions and attention; the
     # checkpoints hold the merged weights and a voice file (step_N.voice.pt) holds only adapters + speaker rows.
-    method: str = "full"              # full | lora
+    method: str = field(default="full", metadata={CHOICES: ADAPT_METHODS})
     rank: int = 4                     # lora rank r
     alpha: Optional[float] = None     # lora scale alpha / r (None: alpha = r, scale 1)
-    lora_targets: list[str] = field(default_factory=lambda: ["conv", "attention"])
+    lora_targets: list[str] = field(default_factory=lambda: ["conv", "attention"], metadata={CHOICES: LORA_TARGETS})
 
 
 @dataclass
@@ -106,11 +117,11 @@ class FilterConfig:
     """Hydra group ``filter/`` (options ``none``, ``residual``, ``embedding``): drop foreign-looking few-shot clips
     before fine-tuning (see :mod:`gradtts.train.filters`)."""
 
-    name: str = "none"                # none | residual | embedding
+    name: str = field(default="none", metadata={CHOICES: FILTERS})
     drop: float = 0.3                 # share of the clips dropped (the most foreign-looking ones)
     probe_steps: int = 60             # residual: steps of the L2 pass that adapts before ranking
     probe_t: list[float] = field(default_factory=lambda: [0.1, 0.3, 0.5, 0.7, 0.9])  # residual: probe times
-    encoder: str = "ge2e"             # embedding: ge2e | ecapa (ecapa needs encoder_source)
+    encoder: str = field(default="ge2e", metadata={CHOICES: ENCODERS})  # embedding filter; ecapa needs encoder_source
     encoder_source: Optional[str] = None
 
 
@@ -130,7 +141,9 @@ class TrainConfig:
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
+    # LossConfig lives beside the losses; its names are checked against their registries here.
+    loss: LossConfig = field(default_factory=LossConfig,
+                             metadata={NESTED_CHOICES: {"name": LOSSES, "schedule": SCHEDULES}})
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     adapt: AdaptConfig = field(default_factory=AdaptConfig)
@@ -153,7 +166,7 @@ def train_group_options() -> dict[str, tuple[Any, dict[str, dict[str, Any]]]]:
         "model": (ModelConfig, MODEL_PRESETS),
         "data": (DataConfig, {"manifest": {}}),
         "loss": (LossConfig, {name: {"name": name} for name in LOSSES}),
-        "optim": (OptimConfig, {"adam": {"name": "adam"}}),
+        "optim": (OptimConfig, {name: {"name": name} for name in OPTIMIZERS}),
         "trainer": (TrainerConfig, {"default": {}}),
         "filter": (FilterConfig, {name: {"name": name} for name in FILTERS}),
     }
