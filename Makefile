@@ -63,7 +63,7 @@ endif
 # resemblyzer only ships the GE2E weights we load ourselves; its webrtcvad requirement needs a C build and
 # imports pkg_resources, so it is installed alone (webrtcvad-wheels, a declared dependency, stands in for it).
 $(STAMP): pyproject.toml $(CONSTRAINTS) Makefile | system-deps $(NEW_VENV)
-	$(PIP_INSTALL) -e ".[test]"
+	$(PIP_INSTALL) -e ".[test,eval]"
 	$(PIP_INSTALL) --no-deps resemblyzer
 	touch $(STAMP)
 

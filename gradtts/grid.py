@@ -2,11 +2,13 @@
 
     python -m gradtts.grid train EXP_DIR --base CKPT --pairs T:C [T:C ...] [--losses l2,huber,scheduled_huber]
                                   [--seeds 0] [--fractions 0 0.15 0.30 0.45] [--steps 2000]
-                                  [--save-steps 250,500,1000,2000] [--launcher joblib|slurm|basic] [--jobs 1]
-                                  [--threads N] [--device auto] [--dry-run] [-- key=value ...]
+                                  [--save-steps 250,500,1000,2000] [--launcher joblib|slurm|basic|submitit_local]
+                                  [--jobs 1] [--threads N] [--device auto] [--dry-run] [-- key=value ...]
     python -m gradtts.grid synth EXP_DIR [--pairs T:C ...] [--steps 0 60 120] [--jobs 1] [--overwrite]
-                                  [-- synth.n_timesteps=10 synth.vocoder=hifigan ...]
-    python -m gradtts.grid score EXP_DIR [--pairs T:C ...] [-- encoder=ge2e encoder_source=DIR ...]
+                                  [--launcher joblib|slurm|basic|submitit_local]
+                                  [-- synth.n_timesteps=10 synth.vocoder=hifigan synth.device=auto ...]
+    python -m gradtts.grid score EXP_DIR [--pairs T:C ...] [--launcher joblib|slurm|basic|submitit_local]
+                                  [-- encoder=ge2e encoder_source=DIR device=auto ...]
     python -m gradtts.grid collect EXP_DIR DEST   # the small files a report needs, e.g. to commit them
 
 ``train`` launches one Hydra multirun of ``gradtts-train`` (experiment ``finetune``) over pairs x seeds x
@@ -25,6 +27,18 @@ groups on. ``--pairs`` limits a stage to those pairs (the recipe runs new pairs 
 Step 0 (the base model with the new speaker row, before any update) is the same model for every run
 of a pair; the grid checks that the runs' ``step_0000000.pt`` weights agree and synthesises and scores
 it once, under ``EXP_DIR/finetune/<pair>/step0/``. Both stages skip what exists with the same settings.
+
+Where the stages run (``--launcher``): ``joblib`` and ``basic`` run synthesis and scoring in this process
+(``joblib`` also runs the fine-tuning jobs side by side here, ``basic`` one after another). ``slurm`` submits
+every stage to the cluster: stage 5 as Hydra's multirun through hydra-submitit-launcher
+(``hydra/launcher=slurm``), stages 6 and 7 as one submitit job per pair with the same settings: the preset
+``conf/hydra/launcher/slurm.yaml`` (partition, time, GPUs...) composed by Hydra as stage 5 composes it, with
+the ``hydra.launcher.*`` overrides given after ``--``. The command waits for its jobs (the submitting node
+must stay up) and fails naming each failed job's log. ``submitit_local`` does the same with submitit's local
+executor, whose jobs are processes on this machine (Hydra's ``submitit_local`` preset at stage 5): for tests.
+Job logs: ``EXP_DIR/finetune/.hydra/{synth,score}/.submitit/<job id>/`` (stage 5: ``.hydra/.submitit/``).
+Every stage computes on ``auto`` by default (CUDA when the job sees a GPU, else the CPU:
+:mod:`gradtts.device`), and logs the device it used.
 """
 
 from __future__ import annotations
@@ -48,7 +62,12 @@ from gradtts.logs import setup_logging
 log = logging.getLogger(__name__)
 
 STEP0 = layout.STEP0
-LAUNCHERS = ("joblib", "slurm", "basic")
+LAUNCHERS = ("joblib", "slurm", "basic", "submitit_local")
+#: The launchers that submit jobs, and the submitit executor (``cluster``) that runs stages 6-7's jobs.
+SUBMITIT = {"slurm": "slurm", "submitit_local": "local"}
+#: The Hydra launcher preset (conf/hydra/launcher/) whose settings every submitted stage uses.
+CLUSTER_PRESET = "slurm"
+LAUNCHER_KEY = "hydra.launcher."
 DEFAULT_LOSSES = ("l2", "huber", "scheduled_huber")
 # The grid's own defaults, applied before the caller's overrides (which win).
 SYNTH_DEFAULTS = {"synth.vocoder": "hifigan"}
@@ -102,7 +121,9 @@ def train_overrides(exp: str | Path, base: str | Path, pairs: Sequence[str], los
         if jobs > 1:
             out.append(f"trainer.num_threads={threads or max(1, available_cores() // jobs)}")
     elif launcher == "slurm":
-        out.append("hydra/launcher=slurm")
+        out.append(f"hydra/launcher={CLUSTER_PRESET}")
+    elif launcher == "submitit_local":
+        out.append("hydra/launcher=submitit_local")
     return out + list(extra)
 
 
@@ -274,7 +295,7 @@ def synth_all(exp: Path, steps: list[int] | None, jobs: int = 1, overrides: Sequ
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = max(1, available_cores() // jobs)  # a cluster job's cores, not the node's
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
                              initargs=(threads,)) as pool:
         for fut in [pool.submit(_synth_task, *t) for t in tasks]:
@@ -307,10 +328,14 @@ def score_all(exp: Path, overrides: Sequence[str] = (), pairs: Collection[str] |
     (``ref_test/``) to ``fidelity.json`` beside it.
 
     ``overrides``: Hydra overrides of ``gradtts-score``'s settings (``encoder=ecapa``, ``device=cuda``...).
+    The device is resolved and logged once for the stage.
     """
+    from gradtts.device import resolve_device
     from gradtts.scoring.cli import score, score_fidelity
 
     base = score_config(overrides)
+    # Resolved (and logged) once for the stage: a device that cannot be had fails before anything is read.
+    base = dataclasses.replace(base, device=str(resolve_device(base.device, setting="device")))
     runs = find_runs(exp, pairs)
     todo: list[tuple[str, Path, Path, dict[str, Any]]] = []
     for pair in sorted({r.pair for r in runs}):
@@ -335,13 +360,132 @@ def score_all(exp: Path, overrides: Sequence[str] = (), pairs: Collection[str] |
         log.info("[%d/%d] scoring %s", i, len(todo), gen.relative_to(exp))
         ref_t, ref_c = layout.ref_dirs(exp, pair)
         score(dataclasses.replace(base, gen_dir=str(gen), ref_target=str(ref_t), ref_intruder=str(ref_c),
-                                  out_dir=str(out), meta={**meta, **_synth_meta(gen)}))
+                                  out_dir=str(out), meta={**meta, **_synth_meta(gen)}), announce=False)
         if pair not in no_fidelity:
             score_fidelity(gen, layout.ref_test_dir(exp, pair), out, base.overwrite, ref_cache)
 
 
 def _of(pairs: Collection[str] | None) -> str:
     return f" for pairs {', '.join(sorted(pairs))}" if pairs is not None else ""
+
+
+# ---- stages 6-7 on a cluster: one submitit job per pair ---------------------------------------------------------
+class StageJobError(RuntimeError):
+    """A submitted stage-6/7 job ended with the stage's own refusal (a SystemExit inside the job)."""
+
+
+def split_launcher_overrides(overrides: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``(launcher overrides, stage overrides)``: ``hydra.launcher.*`` set the submitted jobs, the rest the stage."""
+    launcher = [o for o in overrides if _override_key(o).startswith(LAUNCHER_KEY)]
+    return launcher, [o for o in overrides if o not in launcher]
+
+
+def launcher_settings(exp: str | Path, stage: str, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """The settings of stage ``stage``'s jobs: the cluster preset (``hydra/launcher=slurm``) composed by Hydra
+    exactly as for the stage-5 multirun, plus ``hydra.launcher.*`` ``overrides``.
+
+    Their ``submitit_folder`` (``${hydra.sweep.dir}/.submitit/%j`` in the preset) lies under
+    ``EXP/finetune/.hydra/<stage>/`` and the job name is the stage's.
+    """
+    import importlib.util
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from gradtts.config import _private_hydra, conf_dir
+    from gradtts.errors import UserError
+
+    if importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None:
+        raise UserError("--launcher slurm and submitit_local need hydra-submitit-launcher: "
+                        "pip install -c constraints.txt hydra-submitit-launcher (the toolkit's slurm extra)")
+    args = [f"hydra/launcher={CLUSTER_PRESET}", f"hydra.sweep.dir={layout.hydra_path(layout.sweep_dir(exp) / stage)}",
+            f"hydra.job.name={stage}", *overrides]
+    with _private_hydra(), initialize_config_dir(config_dir=str(conf_dir().resolve()), version_base="1.3"):
+        cfg = compose(config_name=None, overrides=args, return_hydra_config=True)
+    return OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+
+
+def stage_executor(settings: dict[str, Any], cluster: str) -> Any:
+    """A ``submitit.AutoExecutor`` for ``cluster`` (``slurm`` or ``local``) with the launcher ``settings``.
+
+    The settings map to submitit's parameters as hydra-submitit-launcher maps them (its shared ones as they
+    are, the SLURM ones prefixed ``slurm_``, which the local executor ignores); unset ones keep submitit's
+    defaults. A job is one process (one node, one task): the stage inside it is not distributed.
+    """
+    import submitit
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+
+    from gradtts.errors import UserError
+
+    shared = {f.name for f in dataclasses.fields(BaseQueueConf)}
+    given = {k: v for k, v in settings.items() if k != "_target_" and v is not None}
+    folder = given.pop("submitit_folder")
+    init = {f"{cluster}_max_num_timeout": given.pop("max_num_timeout")} if "max_num_timeout" in given else {}
+    try:
+        executor = submitit.AutoExecutor(folder=folder, cluster=cluster, **init)
+    except RuntimeError as exc:  # no srun: not a SLURM node
+        raise UserError(f"submitit {cluster} executor: {exc} (submit from a machine that has SLURM's commands, or "
+                        "use --launcher joblib to run here)") from None
+    given.update(nodes=1, tasks_per_node=1)
+    executor.update_parameters(**{k if k in shared else f"slurm_{k}": v for k, v in given.items()})
+    return executor
+
+
+def _stage_job(stage: str, exp: str, pair: str, kwargs: dict[str, Any]) -> None:
+    """One submitted job: stage ``stage`` (synth or score) of one pair, in its own process (a cluster node)."""
+    setup_logging()
+    try:
+        (synth_all if stage == "synth" else score_all)(Path(exp), pairs={pair}, **kwargs)
+    except SystemExit as exc:  # the stage's own refusals end the process; a job must raise to report them
+        raise StageJobError(f"{stage} of pair {pair}: {exc.code}") from None
+
+
+def _job_failure(stage: str, pair: str, job: Any, exc: BaseException) -> str:
+    """One line for a failed job: which, what it raised (the last line of the traceback submitit quotes between
+    dashed rules; else submitit's message, e.g. a job killed without output), and the log to read."""
+    text = str(exc)
+    parts = text.split("-" * 22 + "\n")
+    quoted = parts[1] if len(parts) > 2 else text
+    lines = [ln.strip() for ln in quoted.splitlines() if ln.strip()]
+    what = (lines[-1] if len(parts) > 2 else " ".join(lines)) if lines else type(exc).__name__
+    return f"{stage} job {job.job_id} (pair {pair}) failed: {what}; log: {job.paths.stderr}"
+
+
+def submit_stage(stage: str, exp: Path, launcher: str, kwargs: dict[str, Any], pairs: Collection[str] | None = None,
+                 launcher_overrides: Sequence[str] = ()) -> None:
+    """Run stage ``stage`` (``synth``: :func:`synth_all`, ``score``: :func:`score_all`, with ``kwargs``) as one
+    submitit job per pair, wait for them all, and exit naming the log of every job that failed.
+
+    The stage's settings are checked here first (a bad override fails before anything is submitted); the device
+    is resolved in each job, on the node that computes.
+    """
+    import importlib
+
+    (synth_config if stage == "synth" else score_config)(kwargs.get("overrides", ()))
+    runs = find_runs(exp, pairs)
+    if not runs:
+        raise SystemExit(f"{exp}/finetune: no fine-tuning runs found{_of(pairs)} (run stage 5 first)")
+    todo = sorted({r.pair for r in runs})
+    settings = launcher_settings(exp, stage, launcher_overrides)
+    executor = stage_executor(settings, SUBMITIT[launcher])
+    log.info("%s: %d job(s), one per pair, by submitit's %s executor: partition %s, %s min, %s GPU(s) and %s CPUs "
+             "a job", stage, len(todo), SUBMITIT[launcher], settings.get("partition") or "(default)",
+             settings.get("timeout_min"), settings.get("gpus_per_node"), settings.get("cpus_per_task"))
+    # By reference to the importable module (also when this one runs as __main__), so a job imports it.
+    job_fn = importlib.import_module("gradtts.grid")._stage_job
+    n = len(todo)
+    jobs = executor.map_array(job_fn, [stage] * n, [str(exp)] * n, todo, [kwargs] * n)
+    for pair, job in zip(todo, jobs):
+        log.info("%s of pair %s: %s job %s, log %s", stage, pair, SUBMITIT[launcher], job.job_id, job.paths.stderr)
+    failed = []
+    for pair, job in zip(todo, jobs):
+        try:
+            job.result()
+        except Exception as exc:  # submitit's FailedJobError / UncompletedJobError: the log says the rest
+            failed.append(_job_failure(stage, pair, job, exc))
+    if failed:
+        raise SystemExit("\n".join(failed))
+    log.info("%s: %d job(s) finished", stage, n)
 
 
 # ---- results ----------------------------------------------------------------------------------------------------
@@ -406,7 +550,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=int, default=2000, help="fine-tuning steps (default 2000)")
     t.add_argument("--save-steps", type=_int_list, default=[250, 500, 1000, 2000],
                    help="checkpoints kept, comma-separated; step 0 is added (default 250,500,1000,2000)")
-    t.add_argument("--launcher", choices=LAUNCHERS, default="joblib")
+    t.add_argument("--launcher", choices=LAUNCHERS, default="joblib",
+                   help="Hydra launcher: joblib (here, --jobs side by side), basic (here, one by one), slurm "
+                   "(conf/hydra/launcher/slurm.yaml), submitit_local (submitit's jobs here: tests)")
     t.add_argument("--jobs", type=int, default=1, help="parallel jobs of the joblib launcher")
     t.add_argument("--threads", type=int, default=None, help="torch threads per job when --jobs > 1 "
                    "(default: cores / jobs)")
@@ -421,6 +567,11 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("score", help="speaker similarity of every synthesised step")
     c.add_argument("exp")
     c.add_argument("--pairs", nargs="+", default=None, metavar="PAIR", help="only these pairs (T:C or T_C)")
+    for stage in (s, c):
+        stage.add_argument("--launcher", choices=LAUNCHERS, default="joblib",
+                           help="joblib, basic: run here; slurm: one job per pair on the cluster (the settings of "
+                           "conf/hydra/launcher/slurm.yaml, hydra.launcher.* overrides after --); submitit_local: "
+                           "those jobs as processes here (tests)")
     k = sub.add_parser("collect", help="copy the small result files (summaries, run records, residual tables)")
     k.add_argument("exp")
     k.add_argument("dest", help="directory that gets the finetune/ layout, e.g. egs/synthvox/results/study/finetune")
@@ -453,11 +604,21 @@ def _dispatch(a: argparse.Namespace, overrides: list[str]) -> int:
                             a.steps, a.save_steps, a.device, a.launcher, a.jobs, a.threads, overrides, a.dry_run)
     if a.cmd == "collect":
         log.info("%d file(s) copied to %s", collect_small(exp, Path(a.dest)), a.dest)
-    elif a.cmd == "synth":
-        synth_all(exp, a.steps or None, jobs=a.jobs, pairs=pairs,
-                  overrides=[*overrides, *(["synth.overwrite=true"] if a.overwrite else [])])
+        return 0
+    launcher, overrides = split_launcher_overrides(overrides)
+    if launcher and a.launcher not in SUBMITIT:
+        raise ValueError(f"{' '.join(launcher)}: launcher settings apply to --launcher "
+                         f"{' or '.join(SUBMITIT)} only (this is --launcher {a.launcher})")
+    if a.cmd == "synth":
+        kwargs = dict(steps=a.steps or None, jobs=a.jobs,
+                      overrides=[*overrides, *(["synth.overwrite=true"] if a.overwrite else [])])
     else:
-        score_all(exp, overrides, pairs)
+        kwargs = dict(overrides=overrides)
+    if a.launcher in SUBMITIT:
+        # Absolute: a job may start in another directory (a cluster node's).
+        submit_stage(a.cmd, Path(os.path.abspath(exp)), a.launcher, kwargs, pairs, launcher)
+    else:
+        (synth_all if a.cmd == "synth" else score_all)(exp, pairs=pairs, **kwargs)
     return 0
 
 

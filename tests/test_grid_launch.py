@@ -89,6 +89,8 @@ def test_train_overrides_are_the_recipes_multirun():
                                                                           "hydra.launcher.n_jobs=1"]
     slurm = grid.train_overrides("/e/x", "/b.pt", ["a:b"], ["l2"], [0], [0], 4, [4], "cuda", "slurm", 4)
     assert [a for a in slurm if "launcher" in a or "num_threads" in a] == ["hydra/launcher=slurm"]
+    local = grid.train_overrides("/e/x", "/b.pt", ["a:b"], ["l2"], [0], [0], 4, [4], "cpu", "submitit_local", 1)
+    assert [a for a in local if "launcher" in a] == ["hydra/launcher=submitit_local"]
     # A path Hydra would split (a comma) is quoted; one it cannot carry at all is refused, naming it.
     assert "data.feats_dir='/e/x,y/fewshot/${study.pair}/${study.pset}/feats'" in grid.train_overrides(
         "/e/x,y", "/b.pt", ["a:b"], ["l2"], [0], [0], 4, [4], "cpu", "basic", 1)

@@ -39,6 +39,11 @@ USED_WITHOUT_IMPORT = {
 # Installed by the Makefile with --no-deps, so not declared in pyproject.toml (pip would pull its webrtcvad,
 # a C build): we only read its GE2E weights file; the tests import it to compare against.
 NO_DEPS = {"resemblyzer": 'find_spec("resemblyzer")'}
+# The optional extras and the only project files that may import them (besides the tests).
+EXTRA_MODULES = {
+    "slurm": ("gradtts/grid.py",),  # submitit: stages 6-7 on a cluster (--launcher slurm)
+    "eval": ("gradtts/scoring/quality.py", "gradtts/scoring/intelligibility.py", "benchmarks/bench_metrics.py"),
+}
 # Pinned but neither declared nor imported: a dependency of a declared package whose build must match torch's.
 PINNED_TRANSITIVE = {"torchaudio": "speechbrain"}
 
@@ -93,8 +98,13 @@ def test_every_third_party_import_is_declared_and_every_declared_dependency_used
     undeclared, imported = [], set()
     for path, modules in _third_party_imports().items():
         rel = path.relative_to(REPO)
-        # Runtime code may only import runtime dependencies; the tests may also use the test extra.
-        allowed = runtime | no_deps | (extras["test"] if rel.parts[0] == "tests" else set())
+        # Runtime code may only import runtime dependencies, but for the optional extras' own modules
+        # (EXTRA_MODULES, which import them only when their feature is used); the tests may use every extra.
+        if rel.parts[0] == "tests":
+            allowed = runtime | no_deps | set().union(*extras.values())
+        else:
+            allowed = runtime | no_deps | set().union(*(extras[e] for e, files in EXTRA_MODULES.items()
+                                                        if rel.as_posix() in files))
         for module in sorted(modules):
             dists = {canonical_name(d) for d in providers.get(module, [])}
             if not dists:
@@ -175,7 +185,7 @@ def test_make_installs_into_a_venv_with_the_constraints_and_lints_before_testing
     venv, python = tmp_path / "venv", "/opt/some/python3"
     lines = _dry_run("test", f"VENV={venv}", f"PYTHON={python}")
     pip = f"{venv}/bin/python -m pip install -q -c constraints.txt"
-    expected = [f"{python} -m venv {venv}", f'{pip} -e ".[test]"', f"{pip} --no-deps resemblyzer",
+    expected = [f"{python} -m venv {venv}", f'{pip} -e ".[test,eval]"', f"{pip} --no-deps resemblyzer",
                 f"touch {venv}/.gradtts-install.stamp", f"{venv}/bin/python -m ruff check .",
                 f"{venv}/bin/python -c 'import importlib.metadata", f"{venv}/bin/python -m pytest -q"]
     where = [next((i for i, line in enumerate(lines) if command in line), None) for command in expected]
@@ -189,7 +199,7 @@ def test_make_installs_into_a_venv_with_the_constraints_and_lints_before_testing
 def test_make_with_an_empty_venv_uses_python_itself():
     lines = _dry_run("test", "VENV=", "PYTHON=/opt/some/python3")
     assert not [line for line in lines if "-m venv" in line]
-    assert '/opt/some/python3 -m pip install -q -c constraints.txt -e ".[test]"' in lines
+    assert '/opt/some/python3 -m pip install -q -c constraints.txt -e ".[test,eval]"' in lines
     assert "/opt/some/python3 -m pytest -q" in lines and "touch .install.stamp" in lines
     assert any(line.startswith("/opt/some/python3 -m ruff check .") for line in lines)
 

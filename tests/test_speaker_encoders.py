@@ -50,6 +50,7 @@ def test_ge2e_equals_resemblyzer_embeddings(reader):
     np.testing.assert_allclose(embed_preprocessed(ours, [wav_ours])[0], ref.embed_utterance(wav_ref), atol=1e-6)
 
 
+@pytest.mark.slow  # 24 LibriSpeech readings embedded: 17.7 CPU-s on the 2-core machine
 @needs_libri
 def test_ge2e_separates_the_three_librispeech_speakers(tmp_path):
     enc = load_speaker_encoder("ge2e", cache_dir=tmp_path)

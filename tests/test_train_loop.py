@@ -187,6 +187,7 @@ def test_multirun_job_logs_hold_the_trainers_lines(feats, tmp_path):
         last = json.loads((out / "train_done.json").read_text())["last"]
         logged = [line.split(" INFO: ", 1)[1] for line in (sweep / str(job) / "train.log").read_text().splitlines()]
         assert logged == [
+            "device: cpu (1 thread)",
             f"training on {feats}: 12 utterances, steps 0 to 3, trainable encoder,decoder,spk_emb -> {out}",
             f"step 3: saved {out}/ckpt/step_0000003.pt (loss dur {last['dur']:.4f}, prior {last['prior']:.4f}, "
             f"diff {last['diff']:.4f})",

@@ -7,11 +7,13 @@
 
 References are Kaldi data dirs (their wav.scp is read) or folders of audio files. Writes
 ``scores.csv`` (one row per generated file: cosine to each reference centroid) and
-``summary.json`` (S_T, S_C, counts and the ``meta`` fields, added with Hydra's ``+meta.KEY=VALUE``),
+``summary.json`` (S_T, S_C, counts, the device the embeddings were computed on (``device=auto``: CUDA
+when present) and the ``meta`` fields, added with Hydra's ``+meta.KEY=VALUE``),
 which ``gradtts-report`` collects. With ``ref_same_text`` (the target's real recordings of the generated
 sentences: a data dir or a folder, matched to the generated ``<utt>.wav`` by utterance id) it also writes
 ``fidelity.json``: mel-cepstral distortion after DTW and log-F0 RMSE per utterance and their means
-(:mod:`gradtts.scoring.fidelity`), which the report puts beside R and L.
+(:mod:`gradtts.scoring.fidelity`: numpy and librosa, on the CPU whatever ``device`` says), which the report
+puts beside R and L.
 
 ``summary.json`` also stores its cache key: the encoder and the content digests of every generated and
 reference file. An existing summary is reused only when that key matches (new ``meta`` fields are
@@ -27,6 +29,9 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from gradtts.config import CHOICES, DEVICES
+from gradtts.scoring.encoders import ENCODERS
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +49,14 @@ class ScoreConfig:
     ref_target: str = "???"
     ref_intruder: str | None = None
     out_dir: str = "???"
-    encoder: str = "ge2e"              # ge2e (embedded) | ecapa (needs encoder_source=DIR of spkrec-ecapa-voxceleb)
+    # ge2e (embedded) | ecapa (needs encoder_source=DIR of spkrec-ecapa-voxceleb)
+    encoder: str = field(default="ge2e", metadata={CHOICES: ENCODERS})
     encoder_source: str | None = None
     # ecapa: build the model from speechbrain's hyperparams.yaml, which runs the code its tags name (only for
     # files you trust); by default only plain values are read from it (see gradtts.scoring.encoders).
     encoder_trust_yaml: bool = False
-    device: str = "cpu"
+    # auto (CUDA when present, else CPU) | cpu | cuda[:N]; gradtts.device
+    device: str = field(default="auto", metadata={CHOICES: DEVICES})
     cache_dir: str | None = None       # None: ~/.cache/gradtts/embeddings (or $GRADTTS_CACHE)
     overwrite: bool = False
     # The target's own recordings of the generated sentences (data dir or folder, by utterance id): adds fidelity.json.
@@ -144,14 +151,21 @@ def score_fidelity(gen_dir: str | Path, ref_same_text: str | Path, out_dir: str 
     return out
 
 
-def score(cfg: ScoreConfig) -> dict:
-    """Run the scoring; returns the summary (also written to ``out_dir/summary.json``)."""
+def score(cfg: ScoreConfig, announce: bool = True) -> dict:
+    """Run the scoring; returns the summary (also written to ``out_dir/summary.json``).
+
+    The device (``cfg.device``) is resolved first, so that a device that cannot be had fails before anything
+    is read; ``announce`` logs it (a caller scoring many directories logs it once). A new summary records the
+    device its embeddings were computed on.
+    """
     import numpy as np
 
+    from gradtts.device import resolve_device
     from gradtts.io import atomic_write_text, write_csv
     from gradtts.scoring import load_speaker_encoder
     from gradtts.scoring.similarity import centroid, cosine_to
 
+    device = resolve_device(cfg.device, setting="device", announce=announce)
     out = Path(cfg.out_dir)
     gen = audio_files(cfg.gen_dir)
     refs = {"T": cfg.ref_target, **({"C": cfg.ref_intruder} if cfg.ref_intruder else {})}
@@ -170,7 +184,7 @@ def score(cfg: ScoreConfig) -> dict:
                 atomic_write_text(file, json.dumps(merged, indent=2) + "\n")
             return merged
         log.info("%s: stale (encoder, generated or reference audio changed): rescoring", file)
-    enc = load_speaker_encoder(cfg.encoder, cfg.encoder_source, cfg.device, cfg.cache_dir,
+    enc = load_speaker_encoder(cfg.encoder, cfg.encoder_source, device, cfg.cache_dir,
                                trust_yaml=cfg.encoder_trust_yaml)
     e_gen = enc.embed_files(gen, progress=True)
     cos = {}
@@ -180,7 +194,8 @@ def score(cfg: ScoreConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "scores.csv", rows)
     summary = {"S_T": float(np.mean(cos["T"])), "S_C": float(np.mean(cos["C"])) if "C" in cos else None,
-               "n_gen": len(gen), "encoder": cfg.encoder, "gen_dir": str(cfg.gen_dir), **dict(cfg.meta), "key": key}
+               "n_gen": len(gen), "encoder": cfg.encoder, "device": str(device), "gen_dir": str(cfg.gen_dir),
+               **dict(cfg.meta), "key": key}
     atomic_write_text(file, json.dumps(summary, indent=2) + "\n")
     return summary
 

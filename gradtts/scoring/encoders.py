@@ -5,7 +5,9 @@
     emb = enc.embed_files(paths)                            # [N, D], rows L2-normalised
 
 Audio is resampled to 16 kHz inside. Files that are unreadable, shorter than 0.5 s or silent raise
-:class:`SpeakerAudioError` naming the file. Embeddings are cached per (encoder, file content hash).
+:class:`SpeakerAudioError` naming the file. Embeddings are cached per (encoder, file content hash) and,
+off the CPU, device type. ``device`` is resolved by :func:`gradtts.device.resolve_device` (``auto``: CUDA
+when present).
 
 ECAPA and configuration that runs code: speechbrain builds a model by executing its ``hyperparams.yaml``
 with hyperpyyaml, whose tags call Python (``!apply:os.system ["..."]`` runs a shell command). A model
@@ -57,7 +59,10 @@ class SpeakerEncoder(abc.ABC):
 
     def __init__(self, device: str | torch.device = "cpu", cache_dir: str | os.PathLike | None = None,
                  batch_size: int = 32):
-        self.device = torch.device(device)
+        from gradtts.device import resolve_device
+
+        # ``auto`` and ``cuda`` resolve as in every other stage (the caller has logged the choice).
+        self.device = resolve_device(device, announce=False)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.batch_size = batch_size
 
@@ -87,7 +92,9 @@ class SpeakerEncoder(abc.ABC):
 
     def _cache_path(self, path: Path) -> Path:
         digest = hashlib.sha1(path.read_bytes()).hexdigest()
-        key = hashlib.sha1(self.cache_key.encode()).hexdigest()[:12]
+        # A GPU rounds differently: its embeddings are kept apart, and the CPU's keep the key they always had.
+        device = "" if self.device.type == "cpu" else f"@{self.device.type}"
+        key = hashlib.sha1((self.cache_key + device).encode()).hexdigest()[:12]
         return self.cache_dir / f"{self.name}-{key}" / digest[:2] / f"{digest}.npy"
 
     def embed_files(self, paths: Sequence[str | os.PathLike], progress: bool = False) -> np.ndarray:
@@ -343,9 +350,12 @@ class ECAPASpeakerEncoder(SpeakerEncoder):
 ENCODERS = {"ge2e": GE2ESpeakerEncoder, "ecapa": ECAPASpeakerEncoder}
 
 
-def load_speaker_encoder(name: str, source: str | os.PathLike | None = None, device: str = "cpu",
+def load_speaker_encoder(name: str, source: str | os.PathLike | None = None, device: str | torch.device = "cpu",
                          cache_dir: str | os.PathLike | None = None, trust_yaml: bool = False) -> SpeakerEncoder:
     """``ge2e`` (resemblyzer weights; ``source`` may name another pretrained.pt) or ``ecapa`` (local dir).
+
+    ``device``: ``cpu``, ``cuda[:N]``, ``auto`` (CUDA when present) or a ``torch.device``
+    (:func:`gradtts.device.resolve_device`).
 
     ``trust_yaml`` (ecapa only): build the model by executing the directory's ``hyperparams.yaml``.
     """

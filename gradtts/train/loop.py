@@ -24,18 +24,20 @@ from torch import nn
 from gradtts.data.manifest import ManifestError, read_manifest
 from gradtts.device import machine_record
 from gradtts.io import atomic_write_text
-from gradtts.losses import ScoreLoss, loss_from_config
+from gradtts.losses import ScoreLoss, loss_from_config, matched_loss_from_config
 from gradtts.model.checkpoint import checkpoint_payload, load_checkpoint
 from gradtts.model.config import build_model
 from gradtts.model.lora import inject_lora, lora_info, lora_parameters, lora_state_dict, plain_state_dict
+from gradtts.text.cmudict import same_source
 from gradtts.train import ddp
-from gradtts.train.adapt import add_speaker_rows, apply_train_mode, clip_groups, set_trainable
+from gradtts.train.adapt import (add_speaker_rows, apply_train_mode, check_base_dictionary, clip_groups,
+                                 set_trainable)
 from gradtts.train.config import ADAPT_METHODS, TrainConfig
 from gradtts.train.data import BucketBatchSampler, MelDataset, collate
 from gradtts.train.filters import FilterResult, kept_items, run_filter
 from gradtts.train.identity import (arm_label, arm_of, arm_tag, check_same_run, digest, loss_tag, run_identity,
                                     tensors_digest)
-from gradtts.train.probe import DEFAULT_T, adaptive_delta, probe_residuals
+from gradtts.train.probe import DEFAULT_T, adaptive_delta, probe_residuals, reweight_record
 from gradtts.train.speed import autocast_module, compile_module, fused_adam_available, precision_dtype
 from gradtts.train.state import CheckpointDir, load_training_state, rng_restore, rng_snapshot
 from gradtts.train.tracker import UtteranceTracker
@@ -129,8 +131,11 @@ class Trainer:
         self._check_tokens(items)
 
         self.adaptive = self._measure_delta() if cfg.loss.name == "adaptive_huber" else None
+        self.reweight = self._measure_weights() if cfg.loss.name == "reweighted_l2" else None
         self.loss = _Recorder(loss_from_config(cfg.loss, self.model.config["beta_min"], self.model.config["beta_max"],
-                                               measured_delta_min=(self.adaptive or {}).get("delta_min")))
+                                               measured_delta_min=(self.adaptive or {}).get("delta_min"),
+                                               measured_weights=None if self.reweight is None else
+                                               (self.reweight["probe_t"], self.reweight["weights"])))
         dtype = precision_dtype(tc.precision)
         if dtype is not None:
             # On CPUs without native bf16 this is slower than fp32; on the 2-core study machine it took
@@ -163,6 +168,7 @@ class Trainer:
                              "training on the checkpoint's speakers, adapt.checkpoint fine-tunes to new ones")
         if cfg.adapt.checkpoint:
             base, info = load_checkpoint(cfg.adapt.checkpoint, n_spks=cfg.adapt.n_spks, pe_scale=cfg.adapt.pe_scale)
+            check_base_dictionary(info, manifest.root, manifest.dictionary)
             self.dictionary = info.dictionary
             self.n_base_spks = base.n_spks
             spk2id = dict(info.spk2id)
@@ -191,7 +197,7 @@ class Trainer:
             self.n_base_spks, self.new_speakers = None, []
             self.parts = ["encoder", "decoder", "spk_emb"]
             self.track = bool(cfg.trainer.track_utts)
-        if manifest.dictionary and self.dictionary and manifest.dictionary != self.dictionary:
+        if manifest.dictionary and self.dictionary and not same_source(manifest.dictionary, self.dictionary):
             log.warning("text dictionary mismatch: the features in %s were made with %r, the checkpoint was "
                         "trained with %r; words the two dictionaries pronounce differently will be off (re-run "
                         "the feature stage with the checkpoint's dictionary to avoid this)", manifest.root,
@@ -226,6 +232,7 @@ class Trainer:
     def _init_from(self, path: str, speakers: list[str]):
         """Weights of a base checkpoint to continue training on its own speakers (config from the file)."""
         model, info = load_checkpoint(path)
+        check_base_dictionary(info, self.manifest.root, self.manifest.dictionary)
         spk2id = dict(info.spk2id)
         if model.n_spks > 1:
             unknown = [s for s in speakers if s not in spk2id]
@@ -252,6 +259,24 @@ class Trainer:
                  probed.abs_residuals.size)
         return {"delta_min": value, "quantile": q, "probe_t": list(DEFAULT_T),
                 "n_elements": int(probed.abs_residuals.size)}
+
+    def _measure_weights(self) -> dict[str, Any]:
+        """The reweighted L2 arm's w(t) table, measured like the adaptive δ (starting weights, seeded noise).
+
+        A run that recorded one already (a resume) takes that one: measuring again gives it only up to float
+        rounding (CPU kernels vary), and the resumed steps must train with the table the first ones used.
+        """
+        stored = self.out / "run.json"
+        record = json.loads(stored.read_text(encoding="utf-8")) if stored.is_file() else {}
+        if record.get("reweight") and record.get("identity") == json.loads(json.dumps(self.identity)):
+            return record["reweight"]
+        mc = self.model.config
+        record = reweight_record(self.model, MelDataset(self.items, self.spk2id, self.model.n_feats),
+                                 matched_loss_from_config(self.cfg.loss, mc["beta_min"], mc["beta_max"]),
+                                 seed=int(self.cfg.trainer.seed))
+        log.info("reweighted_l2: w(t) from %.4g to %.4g over %d times, matched to %s", min(record["weights"]),
+                 max(record["weights"]), len(record["weights"]), record["matched"])
+        return record
 
     def _check_tokens(self, items) -> None:
         n_vocab = self.model.n_vocab
@@ -382,7 +407,8 @@ class Trainer:
                 "p_actual": n_corrupt / len(self.items), "base_checkpoint": self.cfg.adapt.checkpoint,
                 "new_speakers": list(self.new_speakers),
                 "filter": self.filter_result.summary() if self.filter_result is not None else None,
-                "adaptive": self.adaptive, "lora": self._lora_record(), "machine": machine_record(self.device)}
+                "adaptive": self.adaptive, "reweight": self.reweight, "lora": self._lora_record(),
+                "machine": machine_record(self.device)}
 
     def _lora_record(self) -> dict[str, Any] | None:
         """Adapter size and the voice file's bytes (of the last one written) for ``run.json``."""
@@ -578,11 +604,12 @@ def train(cfg: Any) -> dict[str, Any]:
     cfg = _as_config(cfg)
     if cfg.data.feats_dir in (None, "", "???"):
         raise ValueError("data.feats_dir is required (the features dir with manifest.jsonl)")
-    ctx = ddp.setup(cfg.trainer.device)
     saved = (torch.backends.mkldnn.enabled, torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
     threads = torch.get_num_threads()
     if cfg.trainer.num_threads:
         torch.set_num_threads(int(cfg.trainer.num_threads))
+    # After the thread count: the device line it logs names the threads training will use.
+    ctx = ddp.setup(cfg.trainer.device)
     if cfg.trainer.deterministic:
         # oneDNN chooses CPU convolution kernels per shape on first use, so a resumed process (which meets
         # shapes in another order) drifts from the uninterrupted one by float rounding; the native kernels don't.
