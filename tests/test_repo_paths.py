@@ -36,6 +36,8 @@ ALLOWED = {
     "tests/conftest.py": "documents which optional inputs (../shared/data among them) a test may skip without",
     "tests/test_speaker_encoders.py": "reads real speech from ../shared/data and skips without it",
     "tests/test_vocoder.py": "reads real speech from ../shared/data and skips without it",
+    "tests/test_quality.py": "reads real speech from ../shared/data and skips without it",
+    "tests/test_intelligibility.py": "reads real speech from ../shared/data and skips without it",
     "tests/test_text.py": "checks the whole official dictionary in ../shared/reference and skips without it",
     "tests/data/README.md": "says which folder beside the checkout each bundled copy was taken from",
     "tests/data/make_dictionary_subset.py": "developer tool: regenerates the bundled subset from ../shared/reference",
