@@ -8,7 +8,8 @@
                                   [--launcher joblib|slurm|basic|submitit_local]
                                   [-- synth.n_timesteps=10 synth.vocoder=hifigan synth.device=auto ...]
     python -m gradtts.grid score EXP_DIR [--pairs T:C ...] [--launcher joblib|slurm|basic|submitit_local]
-                                  [-- encoder=ge2e encoder_source=DIR device=auto ...]
+                                  [-- encoder=ge2e encoder_source=DIR device=auto
+                                      metrics=[similarity,fidelity,quality,intelligibility] asr=pocketsphinx ...]
     python -m gradtts.grid collect EXP_DIR DEST   # the small files a report needs, e.g. to commit them
 
 ``train`` launches one Hydra multirun of ``gradtts-train`` (experiment ``finetune``) over pairs x seeds x
@@ -325,17 +326,26 @@ def score_all(exp: Path, overrides: Sequence[str] = (), pairs: Collection[str] |
     """Score every synthesised step of every run (and step 0 of each pair) against the pair's references.
 
     Speaker similarity goes to ``summary.json``; fidelity to the target's recordings of the same sentences
-    (``ref_test/``) to ``fidelity.json`` beside it.
+    (``ref_test/``) to ``fidelity.json`` beside it, DNSMOS to ``quality.json`` and the ASR's WER and CER to
+    ``intelligibility.json`` (their means into ``summary.json`` too), as the ``metrics`` override lists (default:
+    all four whose packages are installed). With step 0 of each pair, the pair's real recordings of the test
+    sentences are scored for quality and intelligibility once, into ``step0/score/real/``: the ceiling.
 
     ``overrides``: Hydra overrides of ``gradtts-score``'s settings (``encoder=ecapa``, ``device=cuda``...).
     The device is resolved and logged once for the stage.
     """
     from gradtts.device import resolve_device
-    from gradtts.scoring.cli import score, score_fidelity
+    from gradtts.scoring.cli import score, score_metrics
+    from gradtts.scoring.metrics import ASRHandle, resolve_metrics, score_real
 
     base = score_config(overrides)
+    # Which metrics, and the recogniser's settings, are checked before anything is scored.
+    metrics = resolve_metrics(base.metrics, base.asr)
+    asr = ASRHandle(base.asr, base.asr_source) if "intelligibility" in metrics else None
     # Resolved (and logged) once for the stage: a device that cannot be had fails before anything is read.
     base = dataclasses.replace(base, device=str(resolve_device(base.device, setting="device")))
+    if asr is not None:
+        asr.device = base.device
     runs = find_runs(exp, pairs)
     todo: list[tuple[str, Path, Path, dict[str, Any]]] = []
     for pair in sorted({r.pair for r in runs}):
@@ -350,19 +360,24 @@ def score_all(exp: Path, overrides: Sequence[str] = (), pairs: Collection[str] |
                 todo.append((run.pair, gen, run.path / "score" / gen.name, {**run.meta, "step": int(gen.name[5:])}))
     if not todo:
         raise SystemExit(f"{exp}/finetune: nothing synthesised yet{_of(pairs)} (run stage 6 first)")
-    no_fidelity = sorted({pair for pair, *_ in todo if not layout.ref_test_dir(exp, pair).is_dir()})
-    if no_fidelity:
-        log.warning("pairs %s have no %s (few-shot sets made before it existed): their fidelity (MCD, log-F0 RMSE) is "
-                    "not measured; re-run stage 4 for them (--force_stage 4, the sets stay the same) to add it",
-                    no_fidelity, layout.REF_TEST)
+    no_ref_test = sorted({pair for pair, *_ in todo if not layout.ref_test_dir(exp, pair).is_dir()})
+    if no_ref_test and metrics != ["similarity"]:
+        log.warning("pairs %s have no %s (few-shot sets made before it existed): their fidelity (MCD, log-F0 RMSE) and "
+                    "the ceiling of quality and WER (the real recordings) are not measured; re-run stage 4 for them "
+                    "(--force_stage 4, the sets stay the same) to add them", no_ref_test, layout.REF_TEST)
+    log.info("stage 7 metrics: %s", ", ".join(metrics))
     ref_cache: dict = {}  # each pair's reference recordings are analysed once, not once per run
     for i, (pair, gen, out, meta) in enumerate(todo, 1):
         log.info("[%d/%d] scoring %s", i, len(todo), gen.relative_to(exp))
         ref_t, ref_c = layout.ref_dirs(exp, pair)
-        score(dataclasses.replace(base, gen_dir=str(gen), ref_target=str(ref_t), ref_intruder=str(ref_c),
-                                  out_dir=str(out), meta={**meta, **_synth_meta(gen)}), announce=False)
-        if pair not in no_fidelity:
-            score_fidelity(gen, layout.ref_test_dir(exp, pair), out, base.overwrite, ref_cache)
+        ref_test = None if pair in no_ref_test else str(layout.ref_test_dir(exp, pair))
+        cfg = dataclasses.replace(base, gen_dir=str(gen), ref_target=str(ref_t), ref_intruder=str(ref_c),
+                                  out_dir=str(out), meta={**meta, **_synth_meta(gen)}, ref_same_text=ref_test)
+        score(cfg, announce=False)
+        score_metrics(cfg, metrics, asr, ref_cache)
+        if meta["kind"] == "step0" and ref_test is not None and {"quality", "intelligibility"} & set(metrics):
+            # The ceiling, once per pair (where its step 0 is scored): the target's own recordings.
+            score_real(ref_test, layout.real_score_dir(exp, pair), metrics, asr, base.overwrite, pair)
 
 
 def _of(pairs: Collection[str] | None) -> str:
@@ -491,7 +506,8 @@ def submit_stage(stage: str, exp: Path, launcher: str, kwargs: dict[str, Any], p
 # ---- results ----------------------------------------------------------------------------------------------------
 #: The small per-run files a report is made from (no checkpoints, no audio).
 SMALL_FILES = ("run.json", "train_log.tsv", "ckpt/step_*.residuals.tsv", "synth/step_*/synth.json",
-               "score/step_*/summary.json", "score/step_*/fidelity.json", "filter.json")
+               "score/step_*/summary.json", "score/step_*/fidelity.json", "score/step_*/quality.json",
+               "score/step_*/intelligibility.json", f"score/{layout.REAL}/*.json", "filter.json")
 
 
 def collect_small(exp: Path, dest: Path) -> int:
@@ -564,7 +580,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=int, nargs="*", default=None, help="steps to synthesise (0: the step-0 model)")
     s.add_argument("--jobs", type=int, default=1, help="parallel synthesis processes (cores / jobs threads each)")
     s.add_argument("--overwrite", action="store_true", help="regenerate outputs made with other settings")
-    c = sub.add_parser("score", help="speaker similarity of every synthesised step")
+    c = sub.add_parser("score", help="speaker similarity, fidelity, quality and WER of every synthesised step")
     c.add_argument("exp")
     c.add_argument("--pairs", nargs="+", default=None, metavar="PAIR", help="only these pairs (T:C or T_C)")
     for stage in (s, c):

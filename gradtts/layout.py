@@ -37,6 +37,8 @@ REF_INTRUDER = "ref_intruder"
 REF_TEST = "ref_test"
 #: Beside a run's score summary: fidelity to the target's recordings (gradtts.scoring.cli.score_fidelity).
 FIDELITY_FILE = "fidelity.json"
+#: Beside step 0's scores of a pair (step0/score/real/): quality and intelligibility of the target's real recordings.
+REAL = "real"
 
 _SET = re.compile(r"^p(?P<p>\d+(?:\.\d+)?)$")
 SEED = "seed"
@@ -131,6 +133,11 @@ def run_dir(exp: str | Path, pair: str, loss_tag: str, p: float, seed: int) -> P
 
 def step0_dir(exp: str | Path, pair: str) -> Path:
     return finetune_root(exp) / pair / STEP0
+
+
+def real_score_dir(exp: str | Path, pair: str) -> Path:
+    """Where stage 7 scores the pair's real recordings of the test sentences (the ceiling of quality and WER)."""
+    return step0_dir(exp, pair) / "score" / REAL
 
 
 def sweep_dir(exp: str | Path) -> Path:

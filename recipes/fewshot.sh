@@ -50,14 +50,18 @@ vocoder=hifigan         # stage 6: hifigan | griffinlim (auto may fall back to G
 device=auto             # stages 3, 5, 6, 7 (every stage that computes): auto (CUDA when present) | cpu | cuda
 encoder=ge2e            # stage 7: ge2e | ecapa
 encoder_source=         # stage 7: ECAPA model directory
+metrics=                # stage 7: comma-separated, of similarity,fidelity,quality,intelligibility (empty: all four whose packages are installed)
+asr=pocketsphinx        # stage 7: intelligibility's recogniser: pocketsphinx | whisper
+asr_source=             # stage 7: Whisper checkpoint (.pt) for asr=whisper
 results_md=             # stage 8: also refresh the generated block of this RESULTS.md (curated text is kept)
 listening=true          # stage 8: also write the listening page, $exp/report/listening/ (index.html, ab.html): true | false
 title="Resilience to corrupted few-shot data"   # stage 8: report title
 
 help_message="Usage: $0 [--option value ...] [hydra.key=value ...]
 Stages: 0 environment check, 1 data prep, 2 features, 3 base model, 4 corrupted few-shot sets,
-5 fine-tuning grid (losses x p x seeds x pairs, Hydra multirun), 6 synthesis + vocoding, 7 speaker
-scoring, 8 report. Remaining key=value arguments are Hydra overrides for the fine-tuning grid.
+5 fine-tuning grid (losses x p x seeds x pairs, Hydra multirun), 6 synthesis + vocoding, 7 scoring
+(speaker similarity, fidelity, DNSMOS quality, ASR WER), 8 report. Remaining key=value arguments are
+Hydra overrides for the fine-tuning grid.
 Finished stages are skipped on a re-run (\$exp/.done/); stages 4-7 keep a marker per pair with its
 settings, so new pairs, and pairs whose settings changed, run alone.
 Options (in brackets: the value in effect, the default or what the corpus recipe passes):"
@@ -236,7 +240,7 @@ fi
 # how fast a stage runs, not what it makes).
 stage4_record="n_shot=$n_shot fractions=$fractions n_ref=$n_ref n_test=$n_test selection=$selection seed=$fewshot_seed dictionary=$dictionary"
 stage6_record="steps=0,$synth_steps n_timesteps=$n_timesteps temperature=$temperature length_scale=$length_scale vocoder=$vocoder dictionary=$dictionary"
-stage7_record="encoder=$encoder encoder_source=$encoder_source"
+stage7_record="encoder=$encoder encoder_source=$encoder_source metrics=$metrics asr=$asr asr_source=$asr_source"
 
 if run_pair_stage 4 "$stage4_record"; then
   log "stage 4: corrupted few-shot sets for pairs: ${todo[*]}"
@@ -288,9 +292,10 @@ if run_pair_stage 6 "$stage6_record"; then
 fi
 
 if run_pair_stage 7 "$stage7_record"; then
-  log "stage 7: speaker similarity ($encoder) for pairs: ${todo[*]}"
+  log "stage 7: speaker similarity ($encoder) and ${metrics:-every installed metric} for pairs: ${todo[*]}"
   python -m gradtts.grid score "$exp" --pairs "${todo[@]}" --launcher "$launcher" -- "encoder=$encoder" \
-    "device=$device" ${encoder_source:+"encoder_source='$encoder_source'"} \
+    "device=$device" ${encoder_source:+"encoder_source='$encoder_source'"} ${metrics:+"metrics=[$metrics]"} \
+    "asr=$asr" ${asr_source:+"asr_source='$asr_source'"} \
     ${launcher_overrides[@]+"${launcher_overrides[@]}"}
   done_pairs 7 "$stage7_record" "${todo[@]}"
 fi

@@ -1,9 +1,11 @@
-"""``gradtts-score``: similarity of generated speech to the target's and the intruder's references.
+"""``gradtts-score``: similarity of generated speech to the target's and the intruder's references, and its quality,
+intelligibility and fidelity.
 
     gradtts-score gen_dir=exp/ft/.../synth/step_0000500 ref_target=exp/fewshot/T_C/ref_target \\
         ref_intruder=exp/fewshot/T_C/ref_intruder out_dir=exp/ft/.../score/step_0000500 \\
         +meta.loss=l2 +meta.p=0.3 +meta.step=500 +meta.seed=0 +meta.pair=T_C [encoder=ecapa encoder_source=DIR] \\
-        [ref_same_text=exp/fewshot/T_C/ref_test]
+        [ref_same_text=exp/fewshot/T_C/ref_test] [metrics=[similarity,fidelity,quality,intelligibility]] \\
+        [asr=pocketsphinx | asr=whisper asr_source=/models/base.en.pt]
 
 References are Kaldi data dirs (their wav.scp is read) or folders of audio files. Writes
 ``scores.csv`` (one row per generated file: cosine to each reference centroid) and
@@ -14,6 +16,15 @@ sentences: a data dir or a folder, matched to the generated ``<utt>.wav`` by utt
 ``fidelity.json``: mel-cepstral distortion after DTW and log-F0 RMSE per utterance and their means
 (:mod:`gradtts.scoring.fidelity`: numpy and librosa, on the CPU whatever ``device`` says), which the report
 puts beside R and L.
+
+``metrics`` lists what to compute, of ``similarity`` (always: ``summary.json``), ``fidelity`` (needs
+``ref_same_text``), ``quality`` (DNSMOS, ``quality.json``) and ``intelligibility`` (the WER and CER of an ASR
+transcript against the text each wav was made from, read from the ``synth.json`` of ``gen_dir``:
+``intelligibility.json``; ``asr=pocketsphinx`` or ``asr=whisper asr_source=PATH.pt``), e.g.
+``metrics=[similarity,quality]``. By default all four whose packages are installed (``pip install -e ".[eval]"``
+adds quality's and intelligibility's); an explicit metric that cannot be computed is an error. Both files hold a row
+per utterance, the means, the settings and a cache key (:mod:`gradtts.scoring.metrics`), and their means also go
+into ``summary.json`` (``dnsmos_ovrl``, ``dnsmos_sig``, ``dnsmos_bak``, ``dnsmos_p808``, ``wer``, ``cer``).
 
 ``summary.json`` also stores its cache key: the encoder and the content digests of every generated and
 reference file. An existing summary is reused only when that key matches (new ``meta`` fields are
@@ -32,6 +43,7 @@ from typing import Any
 
 from gradtts.config import CHOICES, DEVICES
 from gradtts.scoring.encoders import ENCODERS
+from gradtts.scoring.intelligibility import ASR_KINDS, DEFAULT_ASR
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +73,12 @@ class ScoreConfig:
     overwrite: bool = False
     # The target's own recordings of the generated sentences (data dir or folder, by utterance id): adds fidelity.json.
     ref_same_text: str | None = None
+    # What to compute (gradtts.scoring.metrics.METRICS), e.g. [similarity,quality]; None: all four whose packages
+    # are installed (quality: speechmos + onnxruntime; intelligibility: pocketsphinx + jiwer, the eval extra).
+    metrics: list[str] | None = None
+    # intelligibility's recogniser: pocketsphinx (bundled model) | whisper (needs asr_source=PATH of a .pt file)
+    asr: str = field(default=DEFAULT_ASR, metadata={CHOICES: ASR_KINDS})
+    asr_source: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)   # copied into summary.json: loss, p, step, seed, pair
 
 
@@ -200,11 +218,55 @@ def score(cfg: ScoreConfig, announce: bool = True) -> dict:
     return summary
 
 
+def _fmt(v: float | None) -> str:
+    return "–" if v is None else f"{v:.3f}"
+
+
+def stage_metrics(cfg: ScoreConfig) -> list[str]:
+    """The metrics ``cfg`` asks for (:func:`gradtts.scoring.metrics.resolve_metrics`); fidelity only with a
+    ``ref_same_text`` (an error when it is asked for explicitly without one)."""
+    from gradtts.scoring.metrics import MetricsError, resolve_metrics
+
+    metrics = resolve_metrics(cfg.metrics, cfg.asr)
+    if "fidelity" in metrics and not cfg.ref_same_text:
+        if cfg.metrics is not None:
+            raise MetricsError("metrics: fidelity needs ref_same_text=<the target's recordings of the generated "
+                               "sentences> (EXP/fewshot/<pair>/ref_test); give it or leave fidelity out")
+        metrics.remove("fidelity")
+    return metrics
+
+
+def score_metrics(cfg: ScoreConfig, metrics: list[str], asr: Any = None, fid_cache: dict | None = None) -> dict:
+    """The metrics other than similarity for ``cfg.gen_dir`` (after :func:`score` wrote ``summary.json``).
+
+    ``fidelity.json`` (with ``cfg.ref_same_text``), ``quality.json`` and ``intelligibility.json`` as ``metrics``
+    lists, each reused while its key matches; the quality and intelligibility means go into ``summary.json``.
+    ``asr``: a :class:`gradtts.scoring.metrics.ASRHandle` (one per stage: the model loads once, when needed).
+    Returns ``{metric: its result}``.
+    """
+    from gradtts.scoring.metrics import (ASRHandle, merge_summary_means, score_intelligibility, score_quality,
+                                         summary_means, synth_texts)
+
+    out: dict[str, dict] = {}
+    if "fidelity" in metrics and cfg.ref_same_text:
+        out["fidelity"] = score_fidelity(cfg.gen_dir, cfg.ref_same_text, cfg.out_dir, cfg.overwrite, fid_cache)
+    files = {f.stem: f for f in audio_files(cfg.gen_dir)}
+    if "quality" in metrics:
+        out["quality"] = score_quality(files, cfg.out_dir, cfg.overwrite)
+    if "intelligibility" in metrics:
+        asr = asr or ASRHandle(cfg.asr, cfg.asr_source)
+        out["intelligibility"] = score_intelligibility(files, synth_texts(cfg.gen_dir), cfg.out_dir, asr,
+                                                       cfg.overwrite)
+    merge_summary_means(cfg.out_dir, summary_means(out.get("quality"), out.get("intelligibility")))
+    return out
+
+
 def main() -> None:
     """Console entry ``gradtts-score``; bad input ends with one ``gradtts-score: error: ...`` line, status 2."""
     from omegaconf import OmegaConf
 
     from gradtts.config import cli_errors
+    from gradtts.scoring.metrics import ASRHandle
 
     with cli_errors("gradtts-score"):  # errors before Hydra starts (e.g. no conf/ directory)
         from gradtts.config import hydra_entry
@@ -213,14 +275,25 @@ def main() -> None:
         def _run(cfg) -> None:
             with cli_errors("gradtts-score"):
                 c = ScoreConfig(**OmegaConf.to_container(cfg, resolve=True))
+                metrics = stage_metrics(c)
+                # Checked before anything is scored (asr=whisper without a checkpoint fails here).
+                asr = ASRHandle(c.asr, c.asr_source) if "intelligibility" in metrics else None
                 summary = score(c)
-                fid = score_fidelity(c.gen_dir, c.ref_same_text, c.out_dir, c.overwrite) if c.ref_same_text else None
+                if asr is not None:
+                    asr.device = summary["device"]  # Whisper computes where the embeddings did
+                res = score_metrics(c, metrics, asr)
+            fid, q, w = res.get("fidelity"), res.get("quality"), res.get("intelligibility")
             log.info("S_T=%.4f%s over %d files -> %s", summary["S_T"],
                      f" S_C={summary['S_C']:.4f}" if summary.get("S_C") is not None else "", summary["n_gen"],
                      cfg.out_dir)
             if fid is not None:
                 log.info("fidelity: MCD %.2f dB, log-F0 RMSE %.0f cents over %d utterances", fid["mean"]["mcd_db"],
                          fid["mean"]["log_f0_rmse_cents"], fid["n_utts"])
+            if q is not None:
+                log.info("quality: DNSMOS OVRL %s over %d utterances", _fmt(q["mean"]["ovrl"]), q["n_utts"])
+            if w is not None:
+                log.info("intelligibility: WER %s, CER %s over %d utterances (%s)", _fmt(w["mean"]["wer"]),
+                         _fmt(w["mean"]["cer"]), w["n_utts"], w["settings"]["asr"]["asr"])
 
     _run()
 
