@@ -19,6 +19,10 @@ back to ``arm``, then ``loss``, for old summaries), step, seed and pair. Writes,
   L2, paired (``gradtts.report.ablation``);
 - ``fidelity.csv``: MCD, log-F0 RMSE and voicing error to the target's recordings per arm × p × step, paired with the
   reference arm, from the ``fidelity.json`` beside each summary (``gradtts.report.fidelity``);
+- ``dnsmos_wer.csv``: DNSMOS OVRL and the ASR's WER per arm × p × step, paired with the reference arm, from the
+  means stage 7 puts in each summary, beside the ceiling of the target's real recordings (``gradtts.report.quality``;
+  a WER ceiling above 0.5 replaces the WER columns with a note); the six means (OVRL, SIG, BAK, P808, WER, CER) are
+  also columns of ``runs.csv`` and ``results.csv`` when some summary has them;
 - ``results.md`` and the plots ``R.png``, ``L.png``, ``dR.png``;
 - with ``listening.exp=EXP``, ``listening/``: EXP's listening page (``index.html``, the blind A/B test
   ``ab.html``); with ``ratings=[a.csv,...]`` (downloaded from ``ab.html``), ``preferences.csv``; both are also
@@ -47,12 +51,14 @@ log = logging.getLogger(__name__)
 
 RUN_FIELDS = ("loss", "p", "step", "seed", "pair")
 CSV_FILES = ("runs.csv", "results.csv", "paired.csv", "step0.csv", "ranking.csv", "ranking_summary.csv", "arms.csv",
-             "ablation.csv", "fidelity.csv")
+             "ablation.csv", "fidelity.csv", "dnsmos_wer.csv")
 PLOT_FILES = ("R.png", "L.png", "dR.png")
 RUNS_COLUMNS = ("kind", "arm", "arm_id", "loss", "pair", "p", "p_actual", "n_train", "n_corrupt", "seed", "step",
                 "S_T", "S_C", "R", "L", "A", "MCD", "F0_RMSE", "VDE", "n_gen", "encoder", "vocoder", "summary")
 #: Aggregated per arm x p x step in results.csv (MCD, F0_RMSE, VDE: fidelity, NaN where it was not measured).
 METRICS = ("S_T", "S_C", "R", "L", "A", "MCD", "F0_RMSE", "VDE")
+# Quality and intelligibility (OVRL, SIG, BAK, P808, WER, CER: gradtts.report.quality) join runs.csv (after VDE) and
+# results.csv only when some summary has them, so reports of summaries made before them keep their columns.
 
 
 @dataclass
@@ -127,10 +133,12 @@ def normalise_summary(s: dict, path: str | Path) -> dict | None:
 
     Extra keys are ignored. Old summaries without ``arm``/``arm_id`` use ``loss`` for both.
     """
+    from gradtts.report.quality import summary_metrics
+
     kind = s.get("kind") or "run"
     common = {"kind": kind, "S_T": s.get("S_T"), "S_C": s.get("S_C"), "n_gen": _opt_int(s.get("n_gen")),
               "encoder": s.get("encoder"), "vocoder": s.get("vocoder"), "synth": s.get("synth"),
-              "summary": _shown_path(Path(path))}
+              "summary": _shown_path(Path(path)), **summary_metrics(s)}
     if kind == "step0":
         missing = [k for k in ("pair", "S_T", "S_C") if s.get(k) is None]
         if missing:
@@ -377,6 +385,7 @@ def report(cfg: ReportConfig) -> dict:
                                          step0_fidelity)
     from gradtts.report.listening.report_hook import listening_report
     from gradtts.report.plots import plot_metric
+    from gradtts.report.quality import QUALITY_COLUMNS, present, quality_markdown, quality_rows, read_ceiling
     from gradtts.report.ranking import RANKING_COLUMNS, SUMMARY_COLUMNS, aggregate_rankings, collect_rankings
     from gradtts.report.stats import adaptation_rows, aggregate, arm_order, paired_rows, resilience_rows
     from gradtts.report.tables import splice_generated
@@ -390,7 +399,8 @@ def report(cfg: ReportConfig) -> dict:
     runs = adaptation_rows(resilience_rows([r for r in summaries if r["kind"] == "run"]), step0)
     order = arm_order(runs, cfg.reference_arm)
     reference = order[0][1] if len(order) > 1 else None
-    agg = aggregate(runs, METRICS, level=cfg.level)
+    extra = present(summaries)  # the quality and intelligibility metrics some summary has
+    agg = aggregate(runs, METRICS + tuple(extra), level=cfg.level)
     paired = paired_rows(runs, cfg.reference_arm, level=cfg.level)
     facts = describe_grid(summaries)
     notes = grid_warnings(facts, runs, step0)
@@ -406,7 +416,9 @@ def report(cfg: ReportConfig) -> dict:
     step0_rows = [{**r, "R": nan, "L": nan, "A": nan} for r in summaries if r["kind"] == "step0"]
     per_summary = sorted(runs + step0_rows, key=lambda r: (r["kind"] == "run", r.get("arm") or "", r["pair"],
                                                              r.get("p") or 0.0, r.get("seed") or 0, r["step"]))
-    write_csv(out / "runs.csv", [{k: r.get(k) for k in RUNS_COLUMNS} for r in per_summary], RUNS_COLUMNS)
+    cut = RUNS_COLUMNS.index("VDE") + 1
+    columns = RUNS_COLUMNS[:cut] + tuple(extra) + RUNS_COLUMNS[cut:]
+    write_csv(out / "runs.csv", [{k: r.get(k) for k in columns} for r in per_summary], columns)
     write_csv(out / "results.csv", agg, ("arm", "arm_id", "loss", "p", "step"))
     write_csv(out / "paired.csv", paired, ("arm_A", "arm_B", "arm_id_A", "arm_id_B", "p", "step", "dR", "dR_ci"))
     write_csv(out / "step0.csv", list(step0.values()), ("pair", "S_T", "S_C", "n_gen", "encoder", "vocoder"))
@@ -419,10 +431,15 @@ def report(cfg: ReportConfig) -> dict:
     fidelity = fidelity_rows(runs, order[0][0] if order else None, cfg.level)
     write_csv(out / "fidelity.csv", fidelity, FIDELITY_COLUMNS)
     fid0 = step0_fidelity([r for r in summaries if r["kind"] == "step0"])
+    speech = quality_rows(runs, order[0][0] if order else None, cfg.level)
+    write_csv(out / "dnsmos_wer.csv", speech, QUALITY_COLUMNS)
+    ceiling = read_ceiling(cfg.root) if speech else {}
 
     def sections(depth: int) -> str:
         return (ablation_markdown(ablation, depth, cfg.level)
-                + fidelity_markdown(fidelity, fid0, len(runs), depth, cfg.level))
+                + fidelity_markdown(fidelity, fid0, len(runs), depth, cfg.level)
+                + quality_markdown(speech, [r for r in summaries if r["kind"] == "step0"], ceiling, len(runs), depth,
+                                   cfg.level))
     for arm in circular_filters(details):
         notes.append(f"{arm} filtered with the speaker encoder that scores the runs: its similarities are circular")
         log.warning("%s", notes[-1])

@@ -52,11 +52,13 @@ def attach_fidelity(rows: list[dict]) -> int:
     return n
 
 
-def fidelity_rows(runs: list[dict], reference_id: str | None, level: float = 0.95) -> list[dict]:
-    """Per arm × p × step with any fidelity: pair-level MCD, F0 RMSE and VDE, and Δ to ``reference_id``, paired."""
+def fidelity_rows(runs: list[dict], reference_id: str | None, level: float = 0.95,
+                  metrics: tuple[str, ...] = tuple(METRICS)) -> list[dict]:
+    """Per arm × p × step with any of ``metrics`` (default MCD, F0 RMSE and VDE): their pair-level means, and Δ to
+    ``reference_id``, paired (``gradtts.report.quality`` uses it for OVRL and WER)."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in runs:
-        if not math.isnan(r.get("MCD", math.nan)):
+        if any(not math.isnan(r.get(m, math.nan)) for m in metrics):
             groups[(r["arm_id"], p_key(r["p"]), int(r["step"]))].append(r)
     ref_units = {unit_key(r): r
                  for (arm_id, _, _), g in groups.items() if arm_id == reference_id for r in g}
@@ -65,7 +67,7 @@ def fidelity_rows(runs: list[dict], reference_id: str | None, level: float = 0.9
     for (arm_id, p, step), g in sorted(groups.items(), key=lambda kv: (kv[1][0]["arm"], kv[0][1], kv[0][2])):
         row = {"arm": g[0]["arm"], "arm_id": arm_id, "loss": g[0]["loss"], "p": p, "step": step, "n_runs": len(g),
                "n_pairs": len({r["pair"] for r in g}), "reference": None if arm_id == reference_id else ref_label}
-        for m in METRICS:
+        for m in metrics:
             pair_ci, _ = pair_and_seed_intervals(((r["pair"], float(r[m])) for r in g), level)
             row.update({m: pair_ci.mean, f"{m}_ci": pair_ci.half})
             diffs = []
