@@ -154,6 +154,21 @@ def test_page_has_every_clip_compact_and_the_scores(study, tmp_path):
     assert "http://" not in html + ab.read_text(encoding="utf-8") and "https://" not in html
 
 
+def test_page_shows_each_clips_ovrl_and_wer_where_stage_7_measured_them(study, tmp_path):
+    exp, _ = study
+    score = layout.run_dir(exp, PAIR, "l2", 0.3, 0) / "score" / f"step_{STEP:07d}"
+    utt = SENTENCES[1][0]
+    _json(score / "quality.json", {"rows": [{"utt": utt, "ovrl": 2.875, "sig": 3.0, "bak": 3.5, "p808": 3.1}]})
+    _json(score / "intelligibility.json", {"rows": [{"utt": utt, "wer": 0.25, "cer": 0.1}]})
+    step0 = layout.step0_dir(exp, PAIR) / "score" / "step_0000000"
+    _json(step0 / "quality.json", {"rows": [{"utt": SENTENCES[0][0], "ovrl": 3.5}]})
+    build_page(exp, tmp_path / "page", max_sentences=3)
+    html = (tmp_path / "page" / "index.html").read_text(encoding="utf-8")
+    assert html.count('<div class="scores">OVRL 2.88 · WER 25 %</div>') == 1
+    assert html.count('<div class="scores">OVRL 3.50</div>') == 1  # step 0: quality only
+    assert html.count('<div class="scores">OVRL') == 2  # clips without the files show nothing more
+
+
 def test_ab_trials_pair_each_arm_with_the_reference_on_the_same_sentence(study, tmp_path):
     exp, _ = study
     build_page(exp, tmp_path / "a", ab_seed=0)

@@ -281,6 +281,15 @@ def _scores(c) -> str:
             f'R {_num(s["R"], True)} · L {_num(s["L"], True)}</div>')
 
 
+def _clip_scores(scores: dict[str, float] | None) -> str:
+    """A line under a clip with its DNSMOS OVRL and ASR WER, when stage 7 measured them ("" otherwise)."""
+    if not scores:
+        return ""
+    parts = ([f"OVRL {scores['OVRL']:.2f}"] if "OVRL" in scores else []) + \
+        ([f"WER {100 * scores['WER']:.0f} %"] if "WER" in scores else [])
+    return f'<div class="scores">{" · ".join(parts)}</div>'
+
+
 def render_index(study: Study, names: dict[Path, str], fmt: ClipFormat, title: str, n_trials: int) -> str:
     """``index.html``: per pair the reference clips, then per pair × seed × step a table of the sentences
     (rows) by arm × p (columns), with each run's scores."""
@@ -303,12 +312,13 @@ def render_index(study: Study, names: dict[Path, str], fmt: ClipFormat, title: s
         if m.step0:
             for utt, text in m.sentences:
                 lines.append(f"<tr><td>base model, step 0</td><td class=\"utt\">{_e(utt)}</td><td>{_e(text)}</td>"
-                             f"<td>{_audio(names, m.step0[utt])}</td></tr>")
+                             f"<td>{_audio(names, m.step0[utt])}{_clip_scores(m.step0_scores.get(utt))}</td></tr>")
         lines.append("</table>")
     lines += ["<h2>2. Generated clips</h2>",
               '<p class="note">S<sub>T</sub>, S<sub>C</sub>: speaker similarity of the run\'s test sentences to the '
               "target and to the intruder; R = S<sub>T</sub>(p) − S<sub>T</sub>(0) and L = S<sub>C</sub>(p) − "
-              "S<sub>C</sub>(0) against the same arm's clean run (– where it has none).</p>"]
+              "S<sub>C</sub>(0) against the same arm's clean run (– where it has none). Under a clip, where stage 7 "
+              "measured them: its DNSMOS OVRL (1–5) and the ASR's word error rate on it.</p>"]
     for m in study.pairs:
         groups: dict[tuple[int, int], list] = {}
         for c in m.columns:
@@ -319,7 +329,8 @@ def render_index(study: Study, names: dict[Path, str], fmt: ClipFormat, title: s
                                                        for c in cols) + "</tr>"]
             for utt, text in m.sentences:
                 lines.append(f'<tr><td>{_e(text)}<br><span class="utt">{_e(utt)}</span></td>'
-                             + "".join(f"<td>{_audio(names, c.clips[utt])}</td>" for c in cols) + "</tr>")
+                             + "".join(f"<td>{_audio(names, c.clips[utt])}{_clip_scores(c.clip_scores.get(utt))}</td>"
+                                       for c in cols) + "</tr>")
             lines.append("</table>")
     lines += ["</body>", "</html>", ""]
     return "\n".join(lines)

@@ -54,6 +54,7 @@ class Column:
     scores: dict[str, float]
     gen: Path                                              # the run's synth/step_N directory
     clips: dict[str, Path] = field(default_factory=dict)  # utt -> generated wav
+    clip_scores: dict[str, dict[str, float]] = field(default_factory=dict)  # utt -> OVRL, WER where scored
 
 
 @dataclass
@@ -68,6 +69,7 @@ class PairMaterial:
     sentences: list[tuple[str, str]]             # (utt, text) of the test sentences shown
     step0: dict[str, Path] | None                 # utt -> the base model's wav, when step 0 was synthesised
     columns: list[Column]
+    step0_scores: dict[str, dict[str, float]] = field(default_factory=dict)  # utt -> OVRL, WER where scored
 
 
 @dataclass
@@ -137,6 +139,28 @@ def _score_rows(exp: Path) -> dict[tuple, dict]:
         raise ListeningError(f"{exc}; score the runs first (python -m gradtts.grid score {exp})") from exc
     runs = resilience_rows(r for r in rows if r["kind"] == "run")
     return {(r["arm_id"], r["pair"], round(r["p"], 6), r["seed"], r["step"]): r for r in runs}
+
+
+#: Per-clip scores the page shows: name -> (file beside the summary, key of its rows).
+CLIP_SCORES = {"OVRL": ("quality.json", "ovrl"), "WER": ("intelligibility.json", "wer")}
+
+
+def clip_scores(score_dir: Path) -> dict[str, dict[str, float]]:
+    """``utt -> {OVRL, WER}`` from the per-utterance rows of stage 7's files in ``score_dir`` (those it has)."""
+    out: dict[str, dict[str, float]] = defaultdict(dict)
+    for name, (file, key) in CLIP_SCORES.items():
+        f = score_dir / file
+        if not f.is_file():
+            continue
+        try:
+            rows = json.loads(f.read_text(encoding="utf-8"))["rows"]
+            for r in rows:
+                if r.get(key) is not None:
+                    out[str(r["utt"])][name] = float(r[key])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ListeningError(f"{f}: corrupt ({exc}); delete it and re-run the scoring "
+                                 "(python -m gradtts.grid score)") from exc
+    return dict(out)
 
 
 def _wanted(values: Sequence | None, have: set, what: str, option: str) -> list:
@@ -232,12 +256,14 @@ def gather(exp: str | Path, pairs: Sequence[str] | None = None, seeds: Sequence[
         cols = sorted(columns[pair], key=lambda c: (c.seed, c.step, rank[c.arm_id], c.p))
         for c in cols:
             c.clips = {utt: _generated(c.gen, utt, exp, c.step) for utt, _ in sentences}
+            c.clip_scores = clip_scores(c.gen.parent.parent / SCORE / c.gen.name)
         ref_t, ref_c = layout.ref_dirs(exp, pair)
         s0 = layout.step0_dir(exp, pair) / SYNTH / step_dir_name(0)
         step0 = {utt: _generated(s0, utt, exp, 0) for utt, _ in sentences} if s0.is_dir() else None
         target, intruder = _speakers(exp, pair)
+        s0_scores = clip_scores(layout.step0_dir(exp, pair) / SCORE / step_dir_name(0)) if step0 else {}
         materials.append(PairMaterial(pair, target, intruder, reference_clips(ref_t, n_refs),
-                                      reference_clips(ref_c, n_refs), sentences, step0, cols))
+                                      reference_clips(ref_c, n_refs), sentences, step0, cols, s0_scores))
     present = {c.arm_id for m in materials for c in m.columns}
     arms_in_order = [label for arm_id, label in order if arm_id in present]
     return Study(exp, materials, arms_in_order, order[0][1] if len(order) > 1 else None)
