@@ -35,6 +35,9 @@ PAIR = "T_C"
 # The grid's synthesis settings, as the recipe passes them (Hydra overrides of gradtts-synth's config).
 SYNTH = ["synth.n_timesteps=2", "synth.temperature=1.5", "synth.length_scale=1.0", "synth.vocoder=griffinlim",
          "synth.device=cpu"]
+# Stage 7 as the recipe runs it, without DNSMOS and ASR (they would double this module's time; tests/test_eval_stage.py
+# checks them on speech).
+SCORE = ["encoder=ge2e", "device=cpu", "metrics=[similarity,fidelity]"]
 
 
 def _voice(rng, f0: float, seconds: float, sr: int = 22050) -> np.ndarray:
@@ -78,7 +81,7 @@ def study(tmp_path_factory):
                            "trainer.device=cpu", "trainer.progress=false", "trainer.tensorboard=false",
                            "trainer.sample_every=0", "trainer.deterministic=false"]))
     grid.synth_all(exp, [0, 2], overrides=SYNTH)
-    grid.score_all(exp, ["encoder=ge2e", "device=cpu"])
+    grid.score_all(exp, SCORE)
     return {"root": root, "exp": exp, "fs": fs, "plan": plan, "data": d, "dropped": dropped}
 
 
@@ -159,7 +162,7 @@ def test_synthesis_to_scoring(study):
     wav, sr = sf.read(gen / "T_00.wav" if (gen / "T_00.wav").exists() else next(gen.glob("*.wav")))
     target = next(gen.glob("*.wav"))
     sf.write(target, np.roll(wav, 1000) * 0.5, sr)
-    grid.score_all(exp, ["encoder=ge2e", "device=cpu"])
+    grid.score_all(exp, SCORE)
     again = json.loads((exp / "finetune" / PAIR / "l2/p0.50/seed0/score/step_0000002/summary.json").read_text())
     assert again["key"]["gen"] != s["key"]["gen"] and again["S_T"] != s["S_T"]
     fid_again = json.loads((exp / "finetune" / PAIR / "l2/p0.50/seed0/score/step_0000002/fidelity.json").read_text())
