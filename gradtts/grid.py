@@ -506,8 +506,9 @@ def submit_stage(stage: str, exp: Path, launcher: str, kwargs: dict[str, Any], p
 # ---- results ----------------------------------------------------------------------------------------------------
 #: The small per-run files a report is made from (no checkpoints, no audio).
 SMALL_FILES = ("run.json", "train_log.tsv", "ckpt/step_*.residuals.tsv", "synth/step_*/synth.json",
-               "score/step_*/summary.json", "score/step_*/fidelity.json", "score/step_*/quality.json",
-               "score/step_*/intelligibility.json", f"score/{layout.REAL}/*.json", "filter.json")
+               "score/step_*/summary.json", "score/step_*/scores.csv", "score/step_*/fidelity.json",
+               "score/step_*/quality.json", "score/step_*/intelligibility.json", f"score/{layout.REAL}/*.json",
+               "filter.json")
 
 
 def collect_small(exp: Path, dest: Path) -> int:
