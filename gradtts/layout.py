@@ -37,6 +37,8 @@ REF_INTRUDER = "ref_intruder"
 REF_TEST = "ref_test"
 #: Beside a run's score summary: fidelity to the target's recordings (gradtts.scoring.cli.score_fidelity).
 FIDELITY_FILE = "fidelity.json"
+#: The synthesis record of a directory of generated wavs (settings, and each utterance's text).
+SYNTH_RECORD = "synth.json"
 #: Beside step 0's scores of a pair (step0/score/real/): quality and intelligibility of the target's real recordings.
 REAL = "real"
 

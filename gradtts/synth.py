@@ -50,6 +50,7 @@ from omegaconf import MISSING
 from gradtts.audio import SAMPLE_RATE
 from gradtts.config import CHOICES, DEVICES
 from gradtts.errors import UserError
+from gradtts.layout import SYNTH_RECORD
 from gradtts.features import DEFAULT_MEL
 from gradtts.layout import checkpoint_files
 from gradtts.vocoder.frontend import KINDS as VOCODER_KINDS
@@ -331,7 +332,7 @@ class SynthCacheError(UserError, RuntimeError):
     """An output dir holds wavs made with other settings; the message names the differences."""
 
 
-RECORD = "synth.json"
+RECORD = SYNTH_RECORD
 
 
 def _cached_record(out: Path, settings: dict[str, Any], overwrite: bool) -> dict[str, Any]:

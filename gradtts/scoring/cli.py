@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from gradtts.config import CHOICES, DEVICES
+from gradtts.layout import SYNTH_RECORD
 from gradtts.scoring.encoders import ENCODERS
 from gradtts.scoring.intelligibility import ASR_KINDS, DEFAULT_ASR
 
@@ -233,6 +234,13 @@ def stage_metrics(cfg: ScoreConfig) -> list[str]:
             raise MetricsError("metrics: fidelity needs ref_same_text=<the target's recordings of the generated "
                                "sentences> (EXP/fewshot/<pair>/ref_test); give it or leave fidelity out")
         metrics.remove("fidelity")
+    if "intelligibility" in metrics and not (Path(cfg.gen_dir) / SYNTH_RECORD).is_file():
+        # The texts of the wavs come from their synthesis record; wavs made elsewhere have none.
+        if cfg.metrics is not None:
+            raise MetricsError(f"metrics: intelligibility needs {Path(cfg.gen_dir) / SYNTH_RECORD} (the text of each "
+                               "wav, written by gradtts-synth); synthesise with gradtts-synth or leave it out")
+        log.info("intelligibility not computed: %s has no %s (the texts of its wavs)", cfg.gen_dir, SYNTH_RECORD)
+        metrics.remove("intelligibility")
     return metrics
 
 

@@ -206,9 +206,9 @@ class ASRHandle:
 
 def synth_texts(gen_dir: str | Path) -> dict[str, str]:
     """``utt -> text`` of a synthesis directory, from its ``synth.json`` (the texts the wavs were made from)."""
-    from gradtts.synth import RECORD
+    from gradtts.layout import SYNTH_RECORD
 
-    file = Path(gen_dir) / RECORD
+    file = Path(gen_dir) / SYNTH_RECORD
     if not file.is_file():
         raise MetricsError(f"{file}: missing; intelligibility needs the synthesis record (the text of each wav): "
                            "synthesise with gradtts-synth, or leave intelligibility out of metrics")
