@@ -53,6 +53,8 @@ def test_corpus_recipe_end_to_end(tmp_path, recipe):
     cmd = ["bash", str(ROOT / f"egs/{recipe}/run.sh"), "--corpus_root", str(corpus), "--pairs", f"{target}:{intruder}",
            "--base_ckpt", str(ckpt), "--dictionary", str(DICTIONARY), "--encoder", "ecapa",
            "--encoder_source", str(tmp_path / "spkrec-ecapa-voxceleb"), "--exp", str(exp), *TINY]
+    if recipe != "own_corpus":  # DNSMOS and ASR are covered once (own_corpus, and tests/test_eval_stage.py)
+        cmd += ["--metrics", "similarity,fidelity"]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     assert _git_status() == before  # a run writes under its exp dir only
@@ -71,6 +73,8 @@ def test_corpus_recipe_end_to_end(tmp_path, recipe):
     for s in map(json.loads, (p.read_text() for p in summaries)):
         assert s["encoder"] == "ecapa" and s["n_gen"] == 2 and s["device"] == "cpu"
         assert all(math.isfinite(s[k]) for k in ("S_T", "S_C"))
+        # Quality and intelligibility where stage 7 computed them (the default), not where --metrics left them out.
+        assert ("dnsmos_ovrl" in s and "wer" in s) == (recipe == "own_corpus")
     with open(exp / "report/results.csv") as f:
         rows = list(csv.DictReader(f))
     assert {(r["loss"], r["p"]) for r in rows} == {(loss, p) for loss in ("l2", "scheduled_huber")
