@@ -239,7 +239,8 @@ def test_collected_small_files_regenerate_the_report(study, tmp_path):
     assert grid.collect_small(exp, dest) > 0
     assert grid.collect_small(exp, dest) == 0  # idempotent: nothing changed, nothing copied
     kinds = {p.suffix for p in dest.rglob("*") if p.is_file()}
-    assert kinds <= {".json", ".tsv"}, kinds
+    assert kinds <= {".json", ".tsv", ".csv"}, kinds  # records, tables and per-utterance scores: no weights or audio
+    assert len(list(dest.rglob("scores.csv"))) == len(list(dest.rglob("summary.json")))
     assert len(list(dest.rglob("fidelity.json"))) == 5  # 4 runs at step 2 and step 0
     report(ReportConfig(root=str(exp / "finetune"), out_dir=str(tmp_path / "a")))
     report(ReportConfig(root=str(dest), out_dir=str(tmp_path / "b")))
