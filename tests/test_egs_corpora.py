@@ -103,7 +103,8 @@ def test_corpus_scripts_hand_on_the_template_options_and_refuse_typos(tmp_path):
     assert r.returncode == 1 and "fewshot.sh: unknown option --n_shott" in r.stderr and not exp.exists()
     r = _run("egs/synthvox/run.sh", "--preset", "smoke", "--exp", str(exp), "--stage", "9", "--pairs", "a:a")
     assert r.returncode == 1 and "names the same speaker twice" in r.stderr and not exp.exists()
-    for script, own in (("egs/synthvox/run.sh", "--preset cpu|study|decisive|gpu|smoke"), ("egs/vctk/run.sh", "--mic [mic1]"),
+    for script, own in (("egs/synthvox/run.sh", "--preset cpu|study|decisive|gpu|smoke"),
+                        ("egs/vctk/run.sh", "--mic [mic1]"),
                         ("egs/libritts/run.sh", "--study_subsets [test-clean]"),
                         ("egs/librispeech_mini/run.sh", "reader 19")):
         h = _run(script, "--help")
