@@ -139,7 +139,13 @@ def _tiny_whisper_checkpoint(path: Path) -> dict:
     # a 64-token text context caps the greedy decode at 32 tokens.
     dims = ModelDimensions(n_mels=80, n_audio_ctx=1500, n_audio_state=16, n_audio_head=2, n_audio_layer=1,
                            n_vocab=51864, n_text_ctx=64, n_text_state=16, n_text_head=2, n_text_layer=1)
-    state = Whisper(dims).state_dict()
+    model = Whisper(dims)
+    # Whisper leaves its text positional embedding as torch.empty (a real checkpoint fills it): uninitialised memory,
+    # NaN at times, which no equality holds for. Every parameter is drawn from the seed instead.
+    with torch.no_grad():
+        for param in model.parameters():
+            param.normal_(0.0, 0.02)
+    state = model.state_dict()
     torch.save({"dims": asdict(dims), "model_state_dict": state}, path)
     return state
 
