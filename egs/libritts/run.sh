@@ -21,9 +21,8 @@ Options of this script: --corpus_root PATH, --pairs \"T:C ...\" [$pairs], --base
 It runs the template from the repository root (relative paths are taken from there), with --local_data_args
 built from the options above and the values below."
 # The template's options this study sets (its --help prints them as the values in effect).
-# shellcheck disable=SC2054  # (commas separate the values of --save_steps and --seeds, not array elements)
-study=(--exp exp/libritts --seeds 0,1,2 --fractions "0 0.15 0.30 0.45" --ft_steps 2000 --save_steps 250,500,1000,2000
-       --n_shot 20 --n_ref 10 --n_test 10 --base_experiment base)
+. "$(dirname "$0")/../../recipes/utils/paper_study.sh"
+study=(--exp exp/libritts "${paper_study[@]}")
 parse_options_help() {  # this script's options, then the template's with the values this script passes
   printf '%s\n' "$help_message"
   bash "$(dirname "$0")/../../recipes/fewshot.sh" "${study[@]}" --local_data "$(dirname "$0")/local/data.sh" \
